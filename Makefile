@@ -1,0 +1,29 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench dashboard clean fixtures
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/spsti-monitor --db sqlite:///demo.db demo
+
+test: venv
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+bench: venv
+	$(BIN)/python -m monitor.bench
+
+fixtures: venv
+	$(BIN)/python -m fixtures.generate
+
+clean:
+	rm -rf $(VENV) demo.db *.egg-info .pytest_cache

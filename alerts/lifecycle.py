@@ -1,0 +1,123 @@
+"""From findings to alerts, month by month.
+
+One alert per (service, indicator, category) at a time. For each processed month, in order:
+
+* a finding on a key with no alert opens one (event ``opened``);
+* a finding on an active alert (open, acknowledged, follow_up) updates its last period,
+  score and severity (event ``severity`` when the severity changes);
+* a finding on a resolved alert reopens it (event ``reopened``);
+* a dismissed alert is a human decision: it absorbs findings of the same episode; once the
+  data have been normal for ``resolve_after`` months, a new finding opens a new alert;
+* an open or acknowledged alert with no finding for ``resolve_after`` consecutive processed
+  months is resolved (event ``resolved``); an alert under follow-up stays with its owner.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from monitor.models import Alert, AlertEvent, utcnow
+from monitor.periods import month_label
+
+ACTIVE = ("open", "acknowledged", "follow_up")
+AUTO_RESOLVABLE = ("open", "acknowledged")
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
+SYSTEM_ACTOR = "détection"
+
+
+@dataclass
+class LifecycleStats:
+    opened: int = 0
+    reopened: int = 0
+    updated: int = 0
+    resolved: int = 0
+    opened_keys: list[tuple[str, str, str, int]] = field(default_factory=list)
+
+
+def combine_findings(findings: pd.DataFrame) -> pd.DataFrame:
+    """One row per (service, indicator, category, month): the strongest finding, all detector names."""
+    if findings.empty:
+        return findings.assign(detectors=pd.Series(dtype=object))
+    f = findings.copy()
+    f["sev_rank"] = f["severity"].map(SEVERITY_RANK).fillna(0)
+    f = f.sort_values(["sev_rank", "score"], ascending=False, kind="mergesort")
+    key = ["service_id", "indicator", "category", "month_index"]
+    names = f.groupby(key)["detector"].agg(lambda s: ";".join(sorted(set(s))))
+    top = f.drop_duplicates(key).set_index(key)
+    top["detectors"] = names
+    return top.reset_index().sort_values("month_index", kind="mergesort")
+
+
+def _event(alert: Alert, kind: str, period: str, **kw) -> AlertEvent:
+    return AlertEvent(alert_id=alert.id, actor=SYSTEM_ACTOR, kind=kind, period=period, at=utcnow(), **kw)
+
+
+def latest_alerts(session: Session) -> dict[tuple[str, str, str], Alert]:
+    """The most recent alert of each key."""
+    alerts: dict[tuple[str, str, str], Alert] = {}
+    for a in session.scalars(sa.select(Alert).order_by(Alert.id)):
+        alerts[(a.service_id, a.indicator, a.category)] = a
+    return alerts
+
+
+def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_after: int = 3) -> LifecycleStats:
+    stats = LifecycleStats()
+    alerts = latest_alerts(session)
+    by_month = {m: g for m, g in combined.groupby("month_index")} if len(combined) else {}
+    pending_events: list[tuple[Alert, dict]] = []
+    for m in months:
+        m = int(m)
+        period = month_label(m)
+        seen: set[tuple[str, str, str]] = set()
+        g = by_month.get(m)
+        if g is not None:
+            for r in g.itertuples(index=False):
+                key = (r.service_id, r.indicator, r.category)
+                seen.add(key)
+                a = alerts.get(key)
+                if a is None or (a.status == "dismissed" and a.normal_streak >= resolve_after):
+                    a = Alert(service_id=r.service_id, indicator=r.indicator, category=r.category,
+                              status="open", severity=r.severity, score=float(r.score),
+                              detectors=r.detectors, explanation=r.explanation,
+                              opened_period=period, opened_month_index=m, last_period=period,
+                              last_month_index=m, normal_streak=0)
+                    session.add(a)
+                    alerts[key] = a
+                    stats.opened += 1
+                    stats.opened_keys.append((*key, m))
+                    pending_events.append((a, dict(kind="opened", period=period, to_status="open",
+                                                   severity=r.severity, comment=r.explanation)))
+                    continue
+                if a.status == "resolved":
+                    pending_events.append((a, dict(kind="reopened", period=period, from_status="resolved",
+                                                   to_status="open", severity=r.severity, comment=r.explanation)))
+                    a.status = "open"
+                    stats.reopened += 1
+                elif a.severity != r.severity and a.status in ACTIVE:
+                    pending_events.append((a, dict(kind="severity", period=period, severity=r.severity,
+                                                   comment=f"gravité {a.severity} → {r.severity}")))
+                a.severity = r.severity
+                a.score = float(r.score)
+                a.detectors = ";".join(sorted(set(a.detectors.split(";")) | set(r.detectors.split(";"))))
+                a.explanation = r.explanation
+                a.last_period, a.last_month_index = period, m
+                a.normal_streak = 0
+                a.updated_at = utcnow()
+                stats.updated += 1
+        for key, a in alerts.items():
+            if key in seen or a.status == "resolved" or a.last_month_index >= m:
+                continue
+            a.normal_streak += 1
+            if a.status in AUTO_RESOLVABLE and a.normal_streak >= resolve_after:
+                pending_events.append((a, dict(kind="resolved", period=period, from_status=a.status,
+                                               to_status="resolved",
+                                               comment=f"données normales depuis {a.normal_streak} périodes")))
+                a.status = "resolved"
+                a.updated_at = utcnow()
+                stats.resolved += 1
+    session.flush()
+    session.add_all([_event(a, **kw) for a, kw in pending_events])
+    return stats

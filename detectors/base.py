@@ -1,0 +1,78 @@
+"""The detector contract, in the spirit of PyOD's ``BaseDetector``.
+
+A detector is configured once (a frozen dataclass, separate from computation) and called
+on a :class:`~detectors.panel.Panel` with the months to report on. It returns a findings
+DataFrame (``FINDING_COLUMNS``). A finding for month ``m`` may only use data of months
+``<= m``: detectors compute causally over the whole panel at once, vectorised across
+services, so that a backfill gives exactly what monthly runs would have given.
+Detectors never write alerts: monitor.detection turns findings into alerts.
+"""
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from detectors.panel import Panel
+
+FINDING_COLUMNS = ["service_id", "indicator", "month_index", "category", "detector",
+                   "detector_version", "score", "severity", "value", "expected", "lower",
+                   "upper", "explanation", "evidence", "config"]
+CATEGORIES = ("drift", "peer_outlier", "rule", "data_quality")
+SEVERITIES = ("low", "medium", "high")
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig:
+    """Base configuration; subclasses add their own fields (all with defaults)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Detector(ABC):
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    category: ClassVar[str]
+    family: ClassVar[str]
+    Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides: Any):
+        config = config or self.Config()
+        if overrides:
+            config = dataclasses.replace(config, **overrides)
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{self.name}: configuration must be a {self.Config.__name__}")
+        self.config = config
+
+    @abstractmethod
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        """Findings for the given months (each using data up to its own month only)."""
+
+    def findings(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Complete a detector's rows into the findings schema, citing this configuration."""
+        out = rows.copy()
+        out["detector"] = self.name
+        out["detector_version"] = self.version
+        if "category" not in out:
+            out["category"] = self.category
+        out["config"] = [self.config.to_dict()] * len(out)
+        for col in FINDING_COLUMNS:
+            if col not in out:
+                out[col] = None if col in ("evidence", "explanation") else np.nan
+        return out[FINDING_COLUMNS].reset_index(drop=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+def empty_findings() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+
+
+def severity_from_score(score: np.ndarray | pd.Series, medium: float, high: float) -> np.ndarray:
+    s = np.asarray(score, dtype=float)
+    return np.where(s >= high, "high", np.where(s >= medium, "medium", "low"))

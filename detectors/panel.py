@@ -1,0 +1,66 @@
+"""The in-memory panel the detectors read: current observations, register, quarantine."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+OBS_COLUMNS = ["service_id", "indicator", "period", "period_kind", "month_index", "value",
+               "numerator", "denominator"]
+
+
+@dataclass
+class Panel:
+    observations: pd.DataFrame                  # OBS_COLUMNS, current versions only
+    services: pd.DataFrame                      # register, indexed by service_id
+    quarantine: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["service_id", "indicator", "period", "month_index", "reason_code", "reason"]))
+    excluded: pd.DataFrame | None = None        # (service_id, indicator, month_index) kept out of statistics
+
+    def __post_init__(self) -> None:
+        obs = self.observations
+        obs["month_index"] = obs["month_index"].astype(int)
+        for c in ("value", "numerator", "denominator"):
+            obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
+
+    @property
+    def months(self) -> np.ndarray:
+        """All months from the first to the last observed (month indexes)."""
+        if self.observations.empty:
+            return np.array([], dtype=int)
+        return np.arange(self.observations["month_index"].min(), self.observations["month_index"].max() + 1)
+
+    @property
+    def last_month(self) -> int | None:
+        return None if self.observations.empty else int(self.observations["month_index"].max())
+
+    def upto(self, month: int) -> "Panel":
+        """The panel as it stood at ``month``: only periods ending on or before it."""
+        q = self.quarantine
+        return Panel(self.observations[self.observations["month_index"] <= month].copy(),
+                     self.services,
+                     q[q["month_index"].notna() & (q["month_index"] <= month)].copy(),
+                     None)
+
+    def indicator(self, code: str, statistical: bool = True) -> pd.DataFrame:
+        """Observations of one indicator; excluded (faulty) cells removed when ``statistical``."""
+        obs = self.observations[self.observations["indicator"] == code]
+        if statistical and self.excluded is not None and len(self.excluded):
+            ex = self.excluded[self.excluded["indicator"].isin([code, "*"])]
+            if len(ex):
+                key = pd.MultiIndex.from_frame(obs[["service_id", "month_index"]])
+                bad = pd.MultiIndex.from_frame(ex[["service_id", "month_index"]])
+                obs = obs[~key.isin(bad)]
+        return obs
+
+    def wide(self, code: str, column: str = "value", statistical: bool = True) -> pd.DataFrame:
+        """months × services matrix of one indicator's column (NaN where absent)."""
+        obs = self.indicator(code, statistical)
+        w = obs.pivot_table(index="month_index", columns="service_id", values=column, aggfunc="last")
+        return w
+
+    def exclude(self, cells: pd.DataFrame) -> None:
+        """Keep these (service_id, indicator, month_index) cells out of statistical detectors."""
+        cells = cells[["service_id", "indicator", "month_index"]]
+        self.excluded = cells if self.excluded is None else pd.concat([self.excluded, cells], ignore_index=True)

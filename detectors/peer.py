@@ -1,0 +1,164 @@
+"""Peer detectors: is the service out of its peers' range this month, sizes accounted for?
+
+* Indicators with counts: funnel plots with additive over-dispersion (Spiegelhalter 2005):
+  proportions on the arcsine scale; rates as observed against expected counts (expected =
+  the national rate of the month × the service's workers) on the square-root scale.
+* Indicators without counts: robust z-score of log(value) against the month's peers
+  (median / MAD, normal-consistency constant 1.4826).
+
+Only the worse side raises a finding, and only when it persists: the unit must be beyond
+the 99.8 % limit this month and beyond the 95 % limit in at least ``persist_count`` of the
+last ``persist_window`` observed months (a single noisy month is not an alert).
+Every month is a cross-section of that month alone, so findings are causal by design.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from alerts.explain import fmt_value, label, month_fr
+from detectors.base import Detector, DetectorConfig, empty_findings, severity_from_score
+from detectors.funnel import funnel
+from detectors.panel import Panel
+from monitor.reference import CATALOGUE
+
+Z95 = 1.959963984540054
+Z998 = 3.090232306167813
+MAD_SCALE = 1.4826
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerConfig(DetectorConfig):
+    limit_z: float = Z998
+    persist_z: float = Z95
+    persist_window: int = 3
+    persist_count: int = 2
+    overdispersion: str = "additive"
+    trim: float = 0.10
+    min_units: int = 8
+    high_z: float = 5.0
+    count_indicators: tuple[str, ...] = tuple(c for c, i in CATALOGUE.items() if i.has_counts)
+    robust_indicators: tuple[str, ...] = ("vip_init_median_delay_days", "workers_per_physician_fte")
+
+
+def _funnel_month(g: pd.DataFrame, kind: str, scale: float, cfg: PeerConfig) -> pd.DataFrame:
+    """z (worse-side sign applied later), expected value and limits for one cross-section."""
+    ok = g["numerator"].notna() & g["denominator"].notna() & (g["denominator"] > 0)
+    g = g[ok]
+    if len(g) < cfg.min_units:
+        return pd.DataFrame()
+    if kind == "proportion":
+        res = funnel(g["numerator"].to_numpy(), g["denominator"].to_numpy(), kind="proportion",
+                     overdispersion=cfg.overdispersion, trim=cfg.trim)
+        target, to_value = res.target, 1.0
+    else:  # rate: observed count against expected count at the month's national rate
+        rate = g["numerator"].sum() / g["denominator"].sum()
+        if rate <= 0:
+            return pd.DataFrame()
+        expected_counts = rate * g["denominator"].to_numpy()
+        res = funnel(g["numerator"].to_numpy(), expected_counts, kind="ratio", transform="sqrt",
+                     trim_method="winsorise", overdispersion=cfg.overdispersion, trim=cfg.trim)
+        target, to_value = 1.0, rate * scale
+    t = res.table
+    return pd.DataFrame({
+        "service_id": g["service_id"].to_numpy(),
+        "value": g["value"].to_numpy(),
+        "z": t["z_adjusted"].to_numpy(),
+        "expected": np.full(len(g), target * to_value),
+        "lower": t["lower_998"].to_numpy() * to_value,
+        "upper": t["upper_998"].to_numpy() * to_value,
+        "numerator": g["numerator"].to_numpy(),
+        "denominator": g["denominator"].to_numpy(),
+        "phi": res.phi, "tau2": res.tau2, "n_units": len(g),
+    })
+
+
+def _robust_month(g: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
+    g = g[g["value"] > 0]
+    if len(g) < cfg.min_units:
+        return pd.DataFrame()
+    logv = np.log(g["value"].to_numpy())
+    med = np.median(logv)
+    mad = MAD_SCALE * np.median(np.abs(logv - med))
+    if not mad > 0:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "service_id": g["service_id"].to_numpy(), "value": g["value"].to_numpy(),
+        "z": (logv - med) / mad, "expected": np.exp(med),
+        "lower": np.exp(med - cfg.limit_z * mad), "upper": np.exp(med + cfg.limit_z * mad),
+        "numerator": np.nan, "denominator": np.nan, "phi": np.nan, "tau2": np.nan, "n_units": len(g),
+    })
+
+
+def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
+    """months × services booleans: beyond the limit now and persistently beyond 95 %."""
+    beyond95 = (zw > cfg.persist_z).astype(float).where(zw.notna())
+    recent = beyond95.rolling(cfg.persist_window, min_periods=1).sum()
+    return (zw > cfg.limit_z) & (recent >= cfg.persist_count)
+
+
+class PeerOutlier(Detector):
+    name = "peer_funnel"
+    version = "1"
+    category = "peer_outlier"
+    family = "peer"
+    Config = PeerConfig
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        cfg: PeerConfig = self.config
+        months = np.asarray(months)
+        if months.size == 0:
+            return empty_findings()
+        out = []
+        for code in cfg.count_indicators + cfg.robust_indicators:
+            ind = CATALOGUE[code]
+            obs = panel.indicator(code)
+            obs = obs[obs["month_index"] <= months.max()]
+            if obs.empty:
+                continue
+            parts = []
+            for m, g in obs.groupby("month_index", sort=True):
+                r = _robust_month(g, cfg) if code in cfg.robust_indicators else \
+                    _funnel_month(g, ind.kind, ind.scale, cfg)
+                if len(r):
+                    r["month_index"] = m
+                    parts.append(r)
+            if not parts:
+                continue
+            cs = pd.concat(parts, ignore_index=True)
+            sign = -1.0 if ind.worse == "lower" else 1.0
+            cs["zw"] = sign * cs["z"]
+            zw = cs.pivot_table(index="month_index", columns="service_id", values="zw", aggfunc="last")
+            # Persistence counts observed months: rows are the months this indicator was reported.
+            flags = persistent_flags(zw, cfg)
+            recent = (zw > cfg.persist_z).astype(float).where(zw.notna()) \
+                .rolling(cfg.persist_window, min_periods=1).sum()
+            hit = flags.stack()
+            hit = hit[hit].index.to_frame(index=False)
+            hit = hit[hit["month_index"].isin(months)]
+            if hit.empty:
+                continue
+            f = hit.merge(cs, on=["month_index", "service_id"], how="left")
+            f["months_out"] = [int(recent.at[m, s]) for m, s in zip(f["month_index"], f["service_id"])]
+            f["indicator"] = code
+            f["score"] = f["zw"]
+            f["severity"] = severity_from_score(f["zw"], cfg.limit_z, cfg.high_z)
+            bound = f["lower"] if ind.worse == "lower" else f["upper"]
+            side = "sous la limite basse" if ind.worse == "lower" else "au-dessus de la limite haute"
+            f["explanation"] = [
+                f"{label(code)} : {fmt_value(code, v)} en {month_fr(m)} contre {fmt_value(code, e)} "
+                f"attendu ; {side} 99,8 % des pairs ({fmt_value(code, b)}), "
+                f"hors limite 95 % {k} des {cfg.persist_window} derniers mois"
+                for v, m, e, b, k in zip(f["value"], f["month_index"], f["expected"], bound, f["months_out"])]
+            f["evidence"] = [
+                {"z_adjusted": round(float(z), 3), "phi": None if pd.isna(p) else round(float(p), 3),
+                 "tau2": None if pd.isna(t) else float(t), "n_units": int(n),
+                 "numerator": None if pd.isna(a) else float(a),
+                 "denominator": None if pd.isna(b) else float(b), "months_out": int(k),
+                 "method": "robust_z_log" if code in cfg.robust_indicators else "funnel"}
+                for z, p, t, n, a, b, k in zip(f["zw"], f["phi"], f["tau2"], f["n_units"],
+                                               f["numerator"], f["denominator"], f["months_out"])]
+            out.append(self.findings(f))
+        return pd.concat(out, ignore_index=True) if out else empty_findings()

@@ -1,0 +1,162 @@
+"""Data-quality detectors: is the submission itself faulty or missing?
+
+* rejected values: rows quarantined at ingest for a reason that describes a faulty
+  submission by a known service (probable percentage, identity break, conflicting
+  duplicate, impossible value…), reported at the period they concern;
+* missing monthly reports: a service that reported before, whose agrément still runs,
+  and that sent nothing for a month in which other services reported;
+* size jumps without a declared merger: workers followed more than ``jump_ratio`` times
+  (or less than 1/``jump_ratio`` times) the median of the previous months, with no merger
+  declared in the register around that month. The service-month is kept out of the
+  statistical detectors, since every per-worker rate of that month is suspect.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from alerts.explain import fmt_value, label, month_fr
+from detectors.base import Detector, DetectorConfig, empty_findings
+from detectors.panel import Panel
+from monitor.periods import parse_period
+
+DQ_REASONS = ("probable_percent", "out_of_range", "num_gt_den", "inconsistent",
+              "conflicting_duplicate", "negative", "bad_number")
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityConfig(DetectorConfig):
+    jump_ratio: float = 1.4
+    jump_baseline_months: int = 3
+    merger_tolerance_months: int = 1
+
+
+class RejectedValues(Detector):
+    name = "dq_rejected"
+    category = "data_quality"
+    family = "data_quality"
+    Config = QualityConfig
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        q = panel.quarantine
+        if q.empty:
+            return empty_findings()
+        q = q[q["reason_code"].isin(DQ_REASONS) & q["service_id"].isin(panel.services.index)
+              & q["month_index"].notna()].copy()
+        q["month_index"] = q["month_index"].astype(int)
+        q = q[q["month_index"].isin(np.asarray(months))]
+        if q.empty:
+            return empty_findings()
+        q["indicator"] = q["indicator"].fillna("*")
+        grouped = q.groupby(["service_id", "indicator", "month_index"], as_index=False).agg(
+            reason=("reason", "first"), reason_code=("reason_code", "first"), rows=("reason", "size"),
+            raw_value=("raw_value", "first"))
+        grouped["score"] = 1.0
+        grouped["severity"] = np.where(grouped["reason_code"] == "conflicting_duplicate", "medium", "low")
+        grouped["explanation"] = [
+            f"{label(i)} : valeur de {month_fr(m)} rejetée à l'import ({r}) ; valeur reçue : {v}"
+            for i, m, r, v in zip(grouped["indicator"], grouped["month_index"], grouped["reason"],
+                                  grouped["raw_value"])]
+        grouped["evidence"] = [{"reason_code": c, "rows": int(n), "raw_value": v}
+                               for c, n, v in zip(grouped["reason_code"], grouped["rows"], grouped["raw_value"])]
+        return self.findings(grouped)
+
+
+class MissingReports(Detector):
+    name = "dq_missing"
+    category = "data_quality"
+    family = "data_quality"
+    Config = QualityConfig
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        obs = panel.observations
+        monthly = obs[obs["period_kind"] == "M"]
+        if monthly.empty:
+            return empty_findings()
+        present = pd.crosstab(monthly["month_index"], monthly["service_id"]) > 0
+        all_months = np.arange(present.index.min(), present.index.max() + 1)
+        present = present.reindex(all_months, fill_value=False)
+        reporting = present.any(axis=1)   # months in which somebody reported
+        first = present.idxmax(axis=0)     # first month each service reported
+        svc = panel.services.reindex(present.columns)
+        end = pd.to_datetime(svc["agrement_end"], errors="coerce")
+        end_idx = (end.dt.year * 12 + end.dt.month - 1).fillna(10**9).to_numpy()
+        m = present.index.to_numpy()[:, None]
+        expected = (m > first.to_numpy()[None, :]) & (m <= end_idx[None, :]) & reporting.to_numpy()[:, None]
+        missing = pd.DataFrame(expected & ~present.to_numpy(), index=present.index, columns=present.columns)
+        hit = missing.stack()
+        hit = hit[hit].index.to_frame(index=False)
+        hit = hit[hit["month_index"].isin(np.asarray(months))]
+        if hit.empty:
+            return empty_findings()
+        hit["indicator"] = "*"
+        hit["score"] = 1.0
+        hit["severity"] = "medium"
+        hit["explanation"] = [f"Rapport mensuel de {month_fr(mm)} non reçu (aucun indicateur transmis)"
+                              for mm in hit["month_index"]]
+        hit["evidence"] = [{"rule": "missing_monthly_report"}] * len(hit)
+        return self.findings(hit)
+
+
+def merger_months(services: pd.DataFrame) -> pd.DataFrame:
+    """(service_id, month_index) of every merger declared in the register."""
+    rows = []
+    col = services.get("merger_periods")
+    if col is None:
+        return pd.DataFrame(columns=["service_id", "month_index"])
+    for sid, text in col.dropna().items():
+        for p in str(text).split(";"):
+            p = p.strip()
+            if p:
+                rows.append((sid, parse_period(p)[2]))
+    return pd.DataFrame(rows, columns=["service_id", "month_index"])
+
+
+class SizeJumps(Detector):
+    name = "dq_size_jump"
+    category = "data_quality"
+    family = "data_quality"
+    Config = QualityConfig
+
+    def jumps(self, panel: Panel) -> pd.DataFrame:
+        cfg: QualityConfig = self.config
+        w = panel.wide("workers_followed", statistical=False)
+        if w.empty:
+            return pd.DataFrame(columns=["service_id", "month_index", "value", "baseline", "ratio"])
+        base = w.shift(1).rolling(cfg.jump_baseline_months, min_periods=1).median()
+        ratio = w / base
+        flag = (ratio > cfg.jump_ratio) | (ratio < 1 / cfg.jump_ratio)
+        hit = flag.stack()
+        hit = hit[hit].index.to_frame(index=False)
+        if hit.empty:
+            return pd.DataFrame(columns=["service_id", "month_index", "value", "baseline", "ratio"])
+        mergers = merger_months(panel.services)
+        if len(mergers):
+            tol = cfg.merger_tolerance_months
+            near = hit.merge(mergers, on="service_id", suffixes=("", "_merger"))
+            near = near[(near["month_index"] - near["month_index_merger"]).abs() <= tol]
+            declared = pd.MultiIndex.from_frame(near[["service_id", "month_index"]])
+            hit = hit[~pd.MultiIndex.from_frame(hit[["service_id", "month_index"]]).isin(declared)]
+        hit["value"] = [w.at[m, s] for m, s in zip(hit["month_index"], hit["service_id"])]
+        hit["baseline"] = [base.at[m, s] for m, s in zip(hit["month_index"], hit["service_id"])]
+        hit["ratio"] = hit["value"] / hit["baseline"]
+        return hit
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        hit = self.jumps(panel)
+        hit = hit[hit["month_index"].isin(np.asarray(months))].copy()
+        if hit.empty:
+            return empty_findings()
+        hit["indicator"] = "workers_followed"
+        hit["score"] = np.abs(np.log(hit["ratio"].astype(float)))
+        hit["severity"] = "medium"
+        hit["expected"] = hit["baseline"]
+        hit["explanation"] = [
+            f"Salariés suivis : {fmt_value('workers_followed', v)} en {month_fr(m)} contre "
+            f"{fmt_value('workers_followed', b)} les mois précédents (×{r:.2f}".replace(".", ",")
+            + ") sans fusion déclarée au registre ; probable erreur de saisie"
+            for v, m, b, r in zip(hit["value"], hit["month_index"], hit["baseline"], hit["ratio"])]
+        hit["evidence"] = [{"ratio": float(r), "baseline": float(b)} for r, b in zip(hit["ratio"], hit["baseline"])]
+        return self.findings(hit)

@@ -1,0 +1,16 @@
+"""The registry of detectors run by ``detect``, in order (data quality first)."""
+from __future__ import annotations
+
+from detectors.base import Detector
+from detectors.peer import PeerOutlier
+from detectors.quality import MissingReports, RejectedValues, SizeJumps
+from detectors.rules import AgrementCertification, LegalThresholds
+
+DATA_QUALITY: list[type[Detector]] = [RejectedValues, MissingReports, SizeJumps]
+STATISTICAL: list[type[Detector]] = [PeerOutlier]
+RULES: list[type[Detector]] = [LegalThresholds, AgrementCertification]
+ALL: list[type[Detector]] = DATA_QUALITY + RULES + STATISTICAL
+
+
+def default_detectors() -> list[Detector]:
+    return [cls() for cls in ALL]

@@ -1,0 +1,146 @@
+"""Rule detectors: legal or agrément thresholds (always on, no statistics).
+
+| rule | reference |
+|---|---|
+| median delay to initial VIP above 90 days | R4624-10 (VIP within 3 months) |
+| fee outside 80–120 % of the national average cost | D4622-27-6 |
+| workers per physician FTE above the ceiling written in the service's agrément | agrément (D4622-49-1 5°) |
+| agrément expired, or ending within 6 months | L4622-6-1, D4622-48 |
+| no valid certification after 1 May 2025 | L4622-9-3 |
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from alerts.explain import fmt_value, fr_number, label, month_fr
+from detectors.base import Detector, DetectorConfig, empty_findings
+from detectors.panel import Panel
+from monitor.periods import month_index as to_month_index
+from monitor.reference import CATALOGUE
+
+
+@dataclasses.dataclass(frozen=True)
+class RulesConfig(DetectorConfig):
+    max_median_vip_delay_days: float = 90.0
+    fee_band: tuple[float, float] = (0.8, 1.2)
+    agrement_warning_months: int = 6
+    certification_deadline: str = "2025-05"
+
+
+def _month_end(m: int) -> date:
+    y, mo = divmod(int(m), 12)
+    return (pd.Timestamp(year=y, month=mo + 1, day=1) + pd.offsets.MonthEnd(0)).date()
+
+
+class LegalThresholds(Detector):
+    """Threshold breaches read from the indicator values."""
+    name = "rules_thresholds"
+    category = "rule"
+    family = "rules"
+    Config = RulesConfig
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        cfg: RulesConfig = self.config
+        months = np.asarray(months)
+        out = []
+        obs = panel.observations[panel.observations["month_index"].isin(months)]
+
+        d = obs[obs["indicator"] == "vip_init_median_delay_days"]
+        d = d[d["value"] > cfg.max_median_vip_delay_days].copy()
+        if len(d):
+            d["score"] = d["value"] / cfg.max_median_vip_delay_days
+            d["severity"] = np.where(d["value"] > 1.5 * cfg.max_median_vip_delay_days, "high", "medium")
+            d["upper"] = cfg.max_median_vip_delay_days
+            d["explanation"] = [f"Délai médian avant VIP initiale : {fmt_value('vip_init_median_delay_days', v)} "
+                                f"en {month_fr(m)}, au-delà du délai légal de 3 mois (90 jours, art. R4624-10)"
+                                for v, m in zip(d["value"], d["month_index"])]
+            d["evidence"] = [{"rule": "R4624-10", "threshold": cfg.max_median_vip_delay_days}] * len(d)
+            out.append(d)
+
+        lo, hi = cfg.fee_band
+        f = obs[obs["indicator"] == "cotisation_vs_cmn_ratio"]
+        f = f[(f["value"] < lo) | (f["value"] > hi)].copy()
+        if len(f):
+            f["score"] = np.maximum(lo / f["value"], f["value"] / hi)
+            f["severity"] = "high"
+            f["lower"], f["upper"] = lo, hi
+            f["explanation"] = [f"Cotisation par salarié à {fmt_value('cotisation_vs_cmn_ratio', v)} en {p}, "
+                                f"hors de la fourchette légale de 80 à 120 % (art. D4622-27-6)"
+                                for v, p in zip(f["value"], f["period"])]
+            f["evidence"] = [{"rule": "D4622-27-6", "band": [lo, hi]}] * len(f)
+            out.append(f)
+
+        ceilings = panel.services["max_workers_per_physician_fte"].dropna()
+        w = obs[(obs["indicator"] == "workers_per_physician_fte") & obs["service_id"].isin(ceilings.index)].copy()
+        if len(w):
+            w["ceiling"] = w["service_id"].map(ceilings).astype(float)
+            w = w[w["value"] > w["ceiling"]]
+            if len(w):
+                w["score"] = w["value"] / w["ceiling"]
+                w["severity"] = np.where(w["score"] > 1.2, "high", "medium")
+                w["upper"] = w["ceiling"]
+                w["explanation"] = [
+                    f"Salariés suivis par ETP de médecin : {fmt_value('workers_per_physician_fte', v)} en "
+                    f"{month_fr(m)}, au-dessus du plafond de {fr_number(c)} fixé par l'agrément"
+                    for v, m, c in zip(w["value"], w["month_index"], w["ceiling"])]
+                w["evidence"] = [{"rule": "agrement_ceiling", "ceiling": float(c)} for c in w["ceiling"]]
+                out.append(w)
+        if not out:
+            return empty_findings()
+        return self.findings(pd.concat(out, ignore_index=True))
+
+
+class AgrementCertification(Detector):
+    """Register-based rules: agrément expiry and missing certification, checked each month."""
+    name = "rules_agrement"
+    category = "rule"
+    family = "rules"
+    Config = RulesConfig
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        cfg: RulesConfig = self.config
+        months = np.asarray(months)
+        svc = panel.services
+        if svc.empty or months.size == 0:
+            return empty_findings()
+        obs = panel.observations
+        # a service is checked from its first report on (the register is today's)
+        first = obs.groupby("service_id")["month_index"].min().reindex(svc.index)
+        end = pd.to_datetime(svc["agrement_end"], errors="coerce")
+        end_idx = (end.dt.year * 12 + end.dt.month - 1).to_numpy()
+        cert_end = pd.to_datetime(svc["certification_end"], errors="coerce")
+        cert_end_idx = (cert_end.dt.year * 12 + cert_end.dt.month - 1).to_numpy()
+        level = pd.to_numeric(svc["certification_level"], errors="coerce").fillna(0).to_numpy()
+        deadline = to_month_index(cfg.certification_deadline)
+        m = months[:, None]
+        # checked while the service reports (a service absorbed by a merger stops reporting)
+        present = pd.crosstab(obs["month_index"], obs["service_id"]).reindex(columns=svc.index, fill_value=0) > 0
+        present = present.reindex(np.arange(min(present.index.min(), months.min()),
+                                             max(present.index.max(), months.max()) + 1), fill_value=False)
+        recent = present.astype(float).rolling(3, min_periods=1).max().reindex(months).fillna(0).to_numpy() > 0
+        active = (m >= first.fillna(10**9).to_numpy()[None, :]) & recent
+        expired = active & (m > end_idx[None, :])
+        expiring = active & ~expired & (m > end_idx[None, :] - cfg.agrement_warning_months)
+        no_cert = active & (m >= deadline) & ((level[None, :] <= 0) | ~(m <= cert_end_idx[None, :]))
+        rows = []
+        ids = svc.index.to_numpy()
+        for mask, indicator, sev, text in [
+            (expired, "agrement", "high", "Agrément expiré le {end} (art. L4622-6-1, D4622-48)"),
+            (expiring, "agrement", "medium", "Agrément arrivant à échéance le {end}, dans moins de {n} mois : renouvellement à instruire (D4622-48)"),
+            (no_cert, "certification", "high", "Pas de certification valide en {month} alors qu'elle est obligatoire depuis le 1er mai 2025 (art. L4622-9-3)"),
+        ]:
+            mi, si = np.nonzero(mask)
+            for a, b in zip(mi, si):
+                rows.append({"service_id": ids[b], "indicator": indicator, "month_index": int(months[a]),
+                             "score": 1.0, "severity": sev,
+                             "explanation": text.format(end=svc["agrement_end"].iloc[b], n=cfg.agrement_warning_months,
+                                                        month=month_fr(int(months[a]))),
+                             "evidence": {"rule": indicator, "agrement_end": str(svc["agrement_end"].iloc[b]),
+                                          "certification_level": int(level[b])}})
+        if not rows:
+            return empty_findings()
+        return self.findings(pd.DataFrame(rows))

@@ -1,0 +1,87 @@
+"""Period parsing and ordering.
+
+Periods are stored as canonical strings (``YYYY-MM``, ``YYYY-Qn``, ``YYYY``) plus an integer
+``month_index`` = year * 12 + month - 1 of the period's *last* month, which orders mixed
+frequencies: a quarterly or annual value becomes visible to detection as of its last month.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+_MONTH_NAMES_FR = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+                   "septembre", "octobre", "novembre", "décembre"]
+
+_RE = re.compile(r"^\s*(\d{4})(?:[-/ ]?(?:(0?[1-9]|1[0-2])|[Qq]([1-4])|[Tt]([1-4])))?\s*$")
+
+
+class PeriodError(ValueError):
+    pass
+
+
+def parse_period(text: str) -> tuple[str, str, int]:
+    """Return (canonical, kind, month_index) with kind in M, Q, Y; raise PeriodError."""
+    m = _RE.match(str(text))
+    if not m:
+        raise PeriodError(f"période « {text} » illisible (attendu AAAA-MM, AAAA-Tn/AAAA-Qn ou AAAA)")
+    year = int(m.group(1))
+    if not 1990 <= year <= 2100:
+        raise PeriodError(f"année {year} hors plage dans la période « {text} »")
+    if m.group(2):
+        month = int(m.group(2))
+        return f"{year:04d}-{month:02d}", "M", year * 12 + month - 1
+    q = m.group(3) or m.group(4)
+    if q:
+        q = int(q)
+        return f"{year:04d}-Q{q}", "Q", year * 12 + q * 3 - 1
+    return f"{year:04d}", "Y", year * 12 + 11
+
+
+def parse_periods(values: pd.Series) -> pd.DataFrame:
+    """Vectorised parse: returns columns period, period_kind, month_index (NaN if invalid)."""
+    s = values.astype("string").str.strip()
+    parts = s.str.extract(r"^(\d{4})(?:[-/ ]?(?:(0?[1-9]|1[0-2])|[QqTt]([1-4])))?$")
+    year = pd.to_numeric(parts[0], errors="coerce")
+    month = pd.to_numeric(parts[1], errors="coerce")
+    quarter = pd.to_numeric(parts[2], errors="coerce")
+    ok = year.between(1990, 2100).fillna(False).astype(bool)
+    kind = np.where(month.notna(), "M", np.where(quarter.notna(), "Q", "Y"))
+    last_month = np.where(month.notna(), month, np.where(quarter.notna(), quarter * 3, 12))
+    idx = year * 12 + last_month - 1
+    yi = year.fillna(0).astype(int).astype(str).str.zfill(4)
+    canon = np.where(kind == "M", yi + "-" + month.fillna(0).astype(int).astype(str).str.zfill(2),
+                     np.where(kind == "Q", yi + "-Q" + quarter.fillna(0).astype(int).astype(str), yi))
+    out = pd.DataFrame({"period": pd.Series(canon, index=values.index, dtype=object),
+                        "period_kind": pd.Series(kind, index=values.index, dtype=object),
+                        "month_index": pd.to_numeric(idx, errors="coerce").astype(float)},
+                       index=values.index)
+    out.loc[~ok, ["period", "period_kind"]] = None
+    out.loc[~ok, "month_index"] = np.nan
+    return out
+
+
+def month_index(period: str) -> int:
+    return parse_period(period)[2]
+
+
+def month_label(index: int) -> str:
+    """Canonical YYYY-MM of a month index."""
+    year, month0 = divmod(int(index), 12)
+    return f"{year:04d}-{month0 + 1:02d}"
+
+
+def month_label_fr(index: int) -> str:
+    """French label, e.g. « mars 2025 »."""
+    year, month0 = divmod(int(index), 12)
+    return f"{_MONTH_NAMES_FR[month0]} {year}"
+
+
+def period_label_fr(period: str) -> str:
+    canon, kind, idx = parse_period(period)
+    if kind == "M":
+        return month_label_fr(idx)
+    if kind == "Q":
+        return f"{canon[-1]}e trimestre {canon[:4]}".replace("1e", "1er")
+    return canon
