@@ -162,7 +162,7 @@ def _current_observations(conn: sa.Connection, rows: pd.DataFrame) -> pd.DataFra
 
 
 def _same(a: pd.Series, b: pd.Series) -> pd.Series:
-    return (a.isna() & b.isna()) | ((a - b).abs() <= 1e-9 * np.maximum(1.0, b.abs()))
+    return (a.isna() & b.isna()) | ((a - b).abs() <= 1e-9 * b.abs().clip(lower=1.0).fillna(1.0))
 
 
 def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> IngestReport:
