@@ -7,8 +7,12 @@
   (median / MAD, normal-consistency constant 1.4826).
 
 Only the worse side raises a finding, and only when it persists: the unit must be beyond
-the 99.8 % limit this month and beyond the 95 % limit in at least ``persist_count`` of the
-last ``persist_window`` observed months (a single noisy month is not an alert).
+``limit_z`` this month and beyond the 99.8 % limit in at least ``persist_count`` of the last
+``persist_window`` observed months (a single noisy month is not an alert).
+
+``limit_z`` comes from an alert budget, not from data: 0.1 false alert per 100 services per
+month shared by about ten indicators gives a one-sided p of 1e-4 per service, indicator and
+month, i.e. z > 3.72 on the adjusted scale.
 Every month is a cross-section of that month alone, so findings are causal by design.
 """
 from __future__ import annotations
@@ -18,7 +22,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from alerts.explain import fmt_value, label, month_fr
+from alerts.explain import fmt_value, fr_number, label, month_fr
 from detectors.base import Detector, DetectorConfig, empty_findings, severity_from_score
 from detectors.funnel import funnel
 from detectors.panel import Panel
@@ -31,8 +35,8 @@ MAD_SCALE = 1.4826
 
 @dataclasses.dataclass(frozen=True)
 class PeerConfig(DetectorConfig):
-    limit_z: float = Z998
-    persist_z: float = Z95
+    limit_z: float = 3.719016485455709   # one-sided p = 1e-4
+    persist_z: float = Z998
     persist_window: int = 3
     persist_count: int = 2
     overdispersion: str = "additive"
@@ -149,9 +153,9 @@ class PeerOutlier(Detector):
             side = "sous la limite basse" if ind.worse == "lower" else "au-dessus de la limite haute"
             f["explanation"] = [
                 f"{label(code)} : {fmt_value(code, v)} en {month_fr(m)} contre {fmt_value(code, e)} "
-                f"attendu ; {side} 99,8 % des pairs ({fmt_value(code, b)}), "
-                f"hors limite 95 % {k} des {cfg.persist_window} derniers mois"
-                for v, m, e, b, k in zip(f["value"], f["month_index"], f["expected"], bound, f["months_out"])]
+                f"attendu ; {side} 99,8 % des pairs ({fmt_value(code, b)}) "
+                f"{k} des {cfg.persist_window} derniers mois (z ajusté {fr_number(z, 1)})"
+                for v, m, e, b, k, z in zip(f["value"], f["month_index"], f["expected"], bound, f["months_out"], f["zw"])]
             f["evidence"] = [
                 {"z_adjusted": round(float(z), 3), "phi": None if pd.isna(p) else round(float(p), 3),
                  "tau2": None if pd.isna(t) else float(t), "n_units": int(n),

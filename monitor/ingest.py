@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from monitor import db
 from monitor.models import Observation, Quarantine, Service, Submission, utcnow
 from monitor.periods import parse_periods
-from monitor.readers import InputFileError, RawTable, formula_mask, parse_numbers, read_table
+from monitor.readers import InputFileError, RawTable, _on_unique, formula_mask, parse_numbers, read_table
 from monitor.reference import CATALOGUE
 from monitor.register import normalise_siret
 from monitor.siret import luhn_valid_series
@@ -78,18 +78,23 @@ def _first_reason(checks: list[tuple[pd.Series, str]], index: pd.Index) -> pd.Se
     return reason
 
 
+def _prepared(table: RawTable) -> pd.DataFrame:
+    """The file's cells (as text) for the exchange columns; optional columns default to ''."""
+    df = table.frame
+    missing = [c for c in OPTIONAL if c not in df.columns]
+    if missing:
+        df = df.assign(**{c: "" for c in missing})
+    return df[REQUIRED + OPTIONAL]
+
+
 def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
     """Return the rows with parsed columns and a ``reason`` (None when valid). Vectorised."""
-    df = table.frame.copy()
-    for col in OPTIONAL:
-        if col not in df.columns:
-            df[col] = ""
+    df = _prepared(table)
     out = pd.DataFrame(index=df.index)
     out["row_number"] = table.row_numbers.to_numpy()
-    out["raw"] = df[REQUIRED + OPTIONAL].astype(str).to_dict("records") if len(df) else []
-    sid = normalise_siret(df["service_id"])
+    sid = _on_unique(df["service_id"], normalise_siret)
     out["service_id"] = sid
-    out["indicator"] = df["indicator"].astype(str).str.strip().str.lower()
+    out["indicator"] = _on_unique(df["indicator"], lambda s: s.astype(str).str.strip().str.lower())
     per = parse_periods(df["period"])
     out = out.join(per)
     out["value"] = parse_numbers(df["value"])
@@ -110,7 +115,7 @@ def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
 
     checks = [
         (formula_mask(df, REQUIRED + OPTIONAL), "formula"),
-        (~luhn_valid_series(sid), "invalid_siret"),
+        (~_on_unique(sid, luhn_valid_series).astype(bool), "invalid_siret"),
         (~sid.isin(known_services), "unknown_service"),
         (~out["indicator"].isin(list(CATALOGUE)), "unknown_indicator"),
         (out["period"].isna(), "bad_period"),
@@ -126,6 +131,7 @@ def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
 
     # Duplicated cells inside the file: identical repeats collapse, different values conflict.
     key = ["service_id", "indicator", "period"]
+    out["identical_repeat"] = False
     valid = out["reason"].isna()
     cells = out.loc[valid, key + ["value", "numerator", "denominator"]]
     if len(cells):
@@ -137,32 +143,101 @@ def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
             conflicting = n_versions[n_versions > 1].index
             out.loc[conflicting, "reason"] = "conflicting_duplicate"
             repeats = d_rows.drop(conflicting, errors="ignore").duplicated(key, keep="first")
-            out["identical_repeat"] = False
             out.loc[repeats[repeats].index, "identical_repeat"] = True
-    if "identical_repeat" not in out:
-        out["identical_repeat"] = False
     return out
+
+
+_CUR_COLUMNS = ["service_id", "indicator", "period", "id", "version", "cur_value", "cur_num", "cur_den"]
 
 
 def _current_observations(conn: sa.Connection, rows: pd.DataFrame) -> pd.DataFrame:
     """Current versions of the cells touched by ``rows`` (bounded by their month range)."""
     if rows.empty:
-        return pd.DataFrame(columns=["service_id", "indicator", "period", "id", "version",
-                                     "cur_value", "cur_num", "cur_den"])
+        return pd.DataFrame({c: pd.Series(dtype=object if i < 3 else float)
+                             for i, c in enumerate(_CUR_COLUMNS)})
     t = Observation.__table__
     q = (sa.select(t.c.service_id, t.c.indicator, t.c.period, t.c.id, t.c.version,
-                   t.c.value.label("cur_value"), t.c.numerator.label("cur_num"),
-                   t.c.denominator.label("cur_den"))
+                   t.c.value, t.c.numerator, t.c.denominator)
          .where(t.c.is_current.is_(True))
          .where(t.c.month_index.between(int(rows["month_index"].min()), int(rows["month_index"].max())))
          .where(t.c.indicator.in_(sorted(rows["indicator"].unique()))))
-    return pd.DataFrame(conn.execute(q).mappings().all(),
-                        columns=["service_id", "indicator", "period", "id", "version",
-                                 "cur_value", "cur_num", "cur_den"])
+    cur = pd.DataFrame(conn.execute(q).all(), columns=_CUR_COLUMNS)
+    for c in _CUR_COLUMNS[3:]:
+        cur[c] = cur[c].astype(float)
+    return cur
 
 
 def _same(a: pd.Series, b: pd.Series) -> pd.Series:
-    return (a.isna() & b.isna()) | ((a - b).abs() <= 1e-9 * b.abs().clip(lower=1.0).fillna(1.0))
+    a, b = a.astype(float), b.astype(float)
+    return (a.isna() & b.isna()) | ((a - b).abs() <= 1e-9 * np.maximum(1.0, b.abs()))
+
+
+def _nullable(values) -> list:
+    """A column as a list of Python values, NaN/NA -> None (what DB drivers expect)."""
+    arr = np.asarray(values, dtype=object)
+    return [None if (v is None or v is pd.NA or v != v) else v for v in arr.tolist()]
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[tuple]) -> None:
+    """Insert many rows fast, inside the caller's transaction.
+
+    PostgreSQL (psycopg 3): COPY. Other databases: a plain DB-API executemany (no per-row
+    SQLAlchemy processing); callers pass only values the driver adapts natively."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        cols = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        name = conn.dialect.identifier_preparer.format_table(table)
+        with conn.connection.driver_connection.cursor() as cur:
+            with cur.copy(f"COPY {name} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    if conn.dialect.paramstyle == "qmark":
+        cols = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        name = conn.dialect.identifier_preparer.format_table(table)
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {name} ({cols}) VALUES ({marks})", rows)
+        return
+    conn.execute(sa.insert(table), [dict(zip(columns, r)) for r in rows])
+
+
+def _quarantine_rows(table: RawTable, rows: pd.DataFrame, bad: pd.DataFrame, submission_id: int) -> list[dict]:
+    now = utcnow()
+    out = [{"submission_id": submission_id, "row_number": int(line), "raw": {"cells": cells},
+            "reason_code": "bad_shape", "reason": REASONS["bad_shape"],
+            "service_id": None, "indicator": None, "period": None, "month_index": None,
+            "created_at": now}
+           for line, cells in table.bad_rows]
+    if not len(bad):
+        return out
+    cells = _prepared(table).loc[bad.index]
+    raw = cells.astype(str).to_dict("records")
+    # a cell holding a formula is kept only inside ``raw``, never in a searchable column
+    sid = bad["service_id"].where(~formula_mask(cells, ["service_id"]), None)
+    ind = bad["indicator"].where(~formula_mask(cells, ["indicator"]), None)
+    for r, line, code, s, i, per, mi in zip(raw, bad["row_number"].tolist(), bad["reason"].tolist(),
+                                            _nullable(sid), _nullable(ind), _nullable(bad["period"]),
+                                            _nullable(bad["month_index"])):
+        out.append({"submission_id": submission_id, "row_number": int(line), "raw": r,
+                    "reason_code": code, "reason": REASONS[code],
+                    "service_id": None if s is None else str(s)[:64],
+                    "indicator": None if i is None else str(i)[:64],
+                    "period": per, "month_index": None if mi is None else int(mi),
+                    "created_at": now})
+    return out
+
+
+def _insert_quarantine(conn: sa.Connection, records: list[dict]) -> None:
+    if not records:
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(records) > 1000:
+        cols = list(records[0])
+        _bulk_insert(conn, Quarantine.__table__, cols,
+                     [tuple(json.dumps(r[c], ensure_ascii=False) if c == "raw" else r[c] for c in cols)
+                      for r in records])
+        return
+    conn.execute(sa.insert(Quarantine.__table__), records)
 
 
 def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> IngestReport:
@@ -192,29 +267,10 @@ def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> Ing
         report.submission_id = sub.id
         conn = s.connection()
 
-        bad = rows[rows["reason"].notna()]
-        quarantine = [
-            {"submission_id": sub.id, "row_number": int(line), "raw": {"cells": cells},
-             "reason_code": "bad_shape", "reason": REASONS["bad_shape"],
-             "service_id": None, "indicator": None, "period": None, "month_index": None}
-            for line, cells in table.bad_rows]
-        if len(bad):
-            q = pd.DataFrame({
-                "submission_id": sub.id, "row_number": bad["row_number"].astype(int),
-                "raw": bad["raw"], "reason_code": bad["reason"],
-                "reason": bad["reason"].map(REASONS),
-                "service_id": bad["service_id"].str.slice(0, 64),
-                "indicator": bad["indicator"].str.slice(0, 64),
-                "period": bad["period"],
-                "month_index": bad["month_index"],
-            })
-            q = q.astype(object).where(q.notna(), None)
-            q["month_index"] = [None if v is None else int(v) for v in q["month_index"]]
-            quarantine.extend(q.to_dict("records"))
-        if quarantine:
-            conn.execute(sa.insert(Quarantine.__table__), quarantine)
+        quarantine = _quarantine_rows(table, rows, rows[rows["reason"].notna()], sub.id)
+        _insert_quarantine(conn, quarantine)
         report.rejected = len(quarantine)
-        reasons = pd.Series([r["reason_code"] for r in quarantine]).value_counts()
+        reasons = pd.Series([r["reason_code"] for r in quarantine], dtype=object).value_counts()
         report.reasons = {k: int(v) for k, v in reasons.items()}
 
         good = rows[rows["reason"].isna() & ~rows["identical_repeat"]]
@@ -232,18 +288,20 @@ def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> Ing
             for chunk in range(0, len(superseded), 5000):
                 conn.execute(sa.update(t).where(t.c.id.in_(superseded[chunk:chunk + 5000]))
                              .values(is_current=False))
-            obs = pd.DataFrame({
-                "service_id": new["service_id"], "indicator": new["indicator"],
-                "period": new["period"], "period_kind": new["period_kind"],
-                "month_index": new["month_index"].astype(int),
-                "value": new["value"].astype(float),
-                "numerator": new["numerator"], "denominator": new["denominator"],
-                "version": new["version"].fillna(0).astype(int) + 1,
-                "is_current": True, "submission_id": sub.id,
-                "row_number": new["row_number"].astype(int),
-            })
-            records = obs.astype(object).where(obs.notna(), None).to_dict("records")
-            conn.execute(sa.insert(t), records)
+            # sorted on the unique index's key: B-tree inserts in order are about twice as fast
+            #new = new.sort_values(["service_id", "indicator", "period"], kind="stable")
+            n_new = len(new)
+            columns = ["service_id", "indicator", "period", "period_kind", "month_index", "value",
+                       "numerator", "denominator", "version", "is_current", "submission_id", "row_number"]
+            records = list(zip(
+                new["service_id"].astype(str).tolist(), new["indicator"].astype(str).tolist(),
+                new["period"].astype(str).tolist(), new["period_kind"].astype(str).tolist(),
+                new["month_index"].astype(int).tolist(), new["value"].astype(float).tolist(),
+                _nullable(new["numerator"]), _nullable(new["denominator"]),
+                (new["version"].fillna(0).astype(int) + 1).tolist(),
+                [True] * n_new, [int(sub.id)] * n_new, new["row_number"].astype(int).tolist(),
+            ))
+            _bulk_insert(conn, t, columns, records)
         report.accepted = len(new)
         sub.accepted, sub.rejected, sub.unchanged = report.accepted, report.rejected, report.unchanged
     return report

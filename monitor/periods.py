@@ -14,7 +14,11 @@ import pandas as pd
 _MONTH_NAMES_FR = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
                    "septembre", "octobre", "novembre", "décembre"]
 
-_RE = re.compile(r"^\s*(\d{4})(?:[-/ ]?(?:(0?[1-9]|1[0-2])|[Qq]([1-4])|[Tt]([1-4])))?\s*$")
+# YYYY, YYYY-MM (also YYYYMM, YYYY/MM, YYYY-M), YYYY-Qn / YYYY-Tn (French "trimestre"), and
+# the first day of a month as a spreadsheet turns "2025-03" into a date (2025-03-01, with an
+# optional midnight time): a month. ASCII digits only.
+_PATTERN = (r"([0-9]{4})(?:[-/ ]?(?:(0?[1-9]|1[0-2])(?:-01(?:[ T]00:00(?::00)?)?)?|[QqTt]([1-4])))?")
+_RE = re.compile(r"^\s*" + _PATTERN + r"\s*$")
 
 
 class PeriodError(ValueError):
@@ -32,33 +36,45 @@ def parse_period(text: str) -> tuple[str, str, int]:
     if m.group(2):
         month = int(m.group(2))
         return f"{year:04d}-{month:02d}", "M", year * 12 + month - 1
-    q = m.group(3) or m.group(4)
+    q = m.group(3)
     if q:
         q = int(q)
         return f"{year:04d}-Q{q}", "Q", year * 12 + q * 3 - 1
     return f"{year:04d}", "Y", year * 12 + 11
 
 
-def parse_periods(values: pd.Series) -> pd.DataFrame:
-    """Vectorised parse: returns columns period, period_kind, month_index (NaN if invalid)."""
-    s = values.astype("string").str.strip()
-    parts = s.str.extract(r"^(\d{4})(?:[-/ ]?(?:(0?[1-9]|1[0-2])|[QqTt]([1-4])))?$")
+def _parse_periods(s: pd.Series) -> pd.DataFrame:
+    s = s.astype("string").str.strip()
+    parts = s.str.extract("^" + _PATTERN + "$")
     year = pd.to_numeric(parts[0], errors="coerce")
     month = pd.to_numeric(parts[1], errors="coerce")
     quarter = pd.to_numeric(parts[2], errors="coerce")
-    ok = year.between(1990, 2100).fillna(False).astype(bool)
+    ok = year.between(1990, 2100).fillna(False).astype(bool).to_numpy()
     kind = np.where(month.notna(), "M", np.where(quarter.notna(), "Q", "Y"))
     last_month = np.where(month.notna(), month, np.where(quarter.notna(), quarter * 3, 12))
-    idx = year * 12 + last_month - 1
+    idx = (year * 12 + last_month - 1).to_numpy(dtype=float)
     yi = year.fillna(0).astype(int).astype(str).str.zfill(4)
     canon = np.where(kind == "M", yi + "-" + month.fillna(0).astype(int).astype(str).str.zfill(2),
                      np.where(kind == "Q", yi + "-Q" + quarter.fillna(0).astype(int).astype(str), yi))
-    out = pd.DataFrame({"period": pd.Series(canon, index=values.index, dtype=object),
-                        "period_kind": pd.Series(kind, index=values.index, dtype=object),
-                        "month_index": pd.to_numeric(idx, errors="coerce").astype(float)},
-                       index=values.index)
-    out.loc[~ok, ["period", "period_kind"]] = None
-    out.loc[~ok, "month_index"] = np.nan
+    canon = canon.astype(object)
+    kind = kind.astype(object)
+    canon[~ok] = None
+    kind[~ok] = None
+    idx[~ok] = np.nan
+    return pd.DataFrame({"period": canon, "period_kind": kind, "month_index": idx})
+
+
+def parse_periods(values: pd.Series) -> pd.DataFrame:
+    """Vectorised parse: returns columns period, period_kind, month_index (NaN if invalid).
+
+    Works on the distinct values (a file has few periods), so it is cheap on large files."""
+    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=False)
+    parsed = _parse_periods(pd.Series(uniques.to_numpy(dtype=object), dtype=object))
+    out = pd.DataFrame({
+        "period": parsed["period"].to_numpy(dtype=object)[codes],
+        "period_kind": parsed["period_kind"].to_numpy(dtype=object)[codes],
+        "month_index": parsed["month_index"].to_numpy(dtype=float)[codes],
+    }, index=values.index)
     return out
 
 

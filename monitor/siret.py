@@ -7,7 +7,7 @@ import pandas as pd
 
 def luhn_valid(siret: str) -> bool:
     s = str(siret)
-    if len(s) != 14 or not s.isdigit():
+    if len(s) != 14 or not (s.isascii() and s.isdigit()):   # "²" or "١" are digits for isdigit()
         return False
     total = 0
     for i, ch in enumerate(reversed(s)):
@@ -23,7 +23,7 @@ def luhn_valid(siret: str) -> bool:
 def luhn_valid_series(values: pd.Series) -> pd.Series:
     """Vectorised Luhn check over a Series of strings."""
     s = values.astype("string").fillna("")
-    shape_ok = s.str.fullmatch(r"\d{14}").fillna(False).astype(bool)
+    shape_ok = s.str.fullmatch(r"[0-9]{14}").fillna(False).astype(bool)   # ASCII digits only
     out = pd.Series(False, index=values.index)
     if not shape_ok.any():
         return out

@@ -1,0 +1,247 @@
+"""Temporal detectors: has the service changed against its own past, beyond its peers?
+
+1. **Peer-relative residual.** Each month, every service's value is put on a variance-
+   stabilising scale and expressed relative to the median of all services that month:
+
+   * proportions: ``y = asin(sqrt(p))``, sampling variance ``1 / (4 n)``;
+   * rates with counts: ``y = log((O + 0.5) / workers)``, sampling variance ``1 / (O + 0.5)``;
+   * other indicators: ``y = log(value)``, no sampling variance.
+
+   ``r = y - median_services(y)`` removes what all services share that month: seasonality
+   (August, December) and national trends (the physician shortage). A service drifts when
+   its ``r`` changes, not when it follows its peers.
+
+2. **Own baseline.** Over the previous ``window`` observations (at least ``min_history``),
+   the robust centre ``mu = median(r)`` and spread ``MAD`` (× 1.4826). With ``v`` the sampling
+   variance, the service's own month-to-month variance is ``max(0, MAD² - median(v_past))``
+   and the standardised residual of month t is
+
+       z_t = (r_t - mu) / sqrt(own variance + v_t + floor²)
+
+   oriented so that positive = the worse side of the indicator (catalogue "worse when").
+   Everything uses months before t only: findings are causal.
+
+3. **Tests.** A one-sided upper CUSUM on z (``k`` = 0.5, threshold ``h`` calibrated by average
+   run length with :func:`detectors.cusum.calibrate_h`), which catches slow drifts, and a
+   large-residual test (``z > spike_z``) for one-month collapses and spikes. A CUSUM finding is
+   reported while the statistic is above ``h`` and the month itself is still on the worse
+   side (``z > k``), so an alert resolves once the series is back to normal.
+
+The in-control ARL is derived from an alert budget rather than tuned on data: with
+``budget`` false alerts per 100 services per month shared by ``n_series`` monitored indicators
+per service, each series may signal once every ``n_series × 100 / budget`` months.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from alerts.explain import fmt_value, fr_number, label, month_fr
+from detectors.base import Detector, DetectorConfig, empty_findings
+from detectors.cusum import calibrate_h, upper_cusum
+from detectors.panel import Panel
+from monitor.reference import CATALOGUE
+
+MAD_SCALE = 1.4826
+
+TEMPORAL_INDICATORS = (
+    "vip_init_in_delay_rate", "vip_init_median_delay_days", "sir_overdue_rate",
+    "reprise_within_8d_rate", "workers_per_physician_fte", "physician_fte", "nurse_fte",
+    "pdp_cases_per_1000", "prereprise_per_1000", "amt_per_1000", "complaints_per_10k",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalConfig(DetectorConfig):
+    indicators: tuple[str, ...] = TEMPORAL_INDICATORS
+    window: int = 24                  # baseline length, in observations of the series
+    min_history: int = 12             # no test before this many past observations
+    k: float = 0.5                    # CUSUM allowance (targets a 1-sigma shift)
+    budget_per_100_services_month: float = 0.1
+    spike_z: float = 4.5              # one-sided p ≈ 3.4e-6 under normality
+    high_z: float = 6.0
+    floor_proportion: float = 0.01    # minimum spread on the arcsine scale
+    floor_log: float = 0.02           # minimum spread on the log scale (2 %)
+    shrink_weight: float = 12.0       # prior weight of the pooled spread, in observations
+
+    @property
+    def arl0(self) -> float:
+        return len(self.indicators) * 100.0 / self.budget_per_100_services_month
+
+    @property
+    def h(self) -> float:
+        return calibrate_h(self.k, self.arl0)
+
+
+def _nan_window_stat(a: np.ndarray, window: int, fn) -> np.ndarray:
+    """fn over the previous ``window`` rows (excluding the current one), per column."""
+    T, S = a.shape
+    padded = np.vstack([np.full((window, S), np.nan), a])[:-1]
+    win = sliding_window_view(padded, window, axis=0)  # (T, S, window)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(win, axis=-1)
+
+
+@dataclasses.dataclass
+class Residuals:
+    """Standardised, worse-side-oriented residuals of one indicator (months × services)."""
+    indicator: str
+    months: np.ndarray
+    services: np.ndarray
+    value: np.ndarray
+    z: np.ndarray
+    expected: np.ndarray
+
+
+def pooled_lag1(z: np.ndarray, min_pairs: int = 200, clip: float = 4.0) -> np.ndarray:
+    """Lag-1 autocorrelation of z pooled over services, from months before each month (causal).
+
+    Returns one coefficient per row, clipped to [0, 0.9]; 0 until ``min_pairs`` pairs exist.
+    """
+    zc = np.clip(z, -clip, clip)
+    ok = np.isfinite(zc[1:]) & np.isfinite(zc[:-1])
+    a = np.where(ok, zc[1:], 0.0)
+    b = np.where(ok, zc[:-1], 0.0)
+    sab = np.concatenate([[0.0], np.cumsum((a * b).sum(axis=1))])
+    saa = np.concatenate([[0.0], np.cumsum((a * a).sum(axis=1))])
+    sbb = np.concatenate([[0.0], np.cumsum((b * b).sum(axis=1))])
+    n = np.concatenate([[0.0], np.cumsum(ok.sum(axis=1))])
+    # row t may use pairs (s-1, s) with s <= t-1, i.e. the cumulative sums up to index t-1
+    idx = np.arange(z.shape[0]) - 1
+    idx = np.clip(idx, 0, None)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = sab[idx] / np.sqrt(saa[idx] * sbb[idx])
+    phi = np.where(n[idx] >= min_pairs, phi, 0.0)
+    return np.clip(np.nan_to_num(phi), 0.0, 0.9)
+
+
+def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
+    ind = CATALOGUE[code]
+    obs = panel.indicator(code)
+    if obs.empty:
+        return None
+    value = obs.pivot_table(index="month_index", columns="service_id", values="value", aggfunc="last")
+    months, services = value.index.to_numpy(), value.columns.to_numpy()
+    v = value.to_numpy(dtype=float)
+    if ind.kind == "proportion":
+        num = obs.pivot_table(index="month_index", columns="service_id", values="numerator", aggfunc="last") \
+            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
+        den = obs.pivot_table(index="month_index", columns="service_id", values="denominator", aggfunc="last") \
+            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
+        n = np.where(np.isfinite(den) & (den > 0), den, np.nan)
+        y = np.arcsin(np.sqrt(np.clip(v, 0, 1)))
+        var = np.where(np.isfinite(n), 1.0 / (4.0 * n), 0.0)
+        floor = cfg.floor_proportion
+    elif ind.kind == "rate":
+        num = obs.pivot_table(index="month_index", columns="service_id", values="numerator", aggfunc="last") \
+            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
+        den = obs.pivot_table(index="month_index", columns="service_id", values="denominator", aggfunc="last") \
+            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
+        counts = np.where(np.isfinite(num), num, v * den / ind.scale)
+        workers = np.where(np.isfinite(den) & (den > 0), den, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log((counts + 0.5) / workers)
+            var = np.where(np.isfinite(counts), 1.0 / (counts + 0.5), 0.0)
+        floor = cfg.floor_log
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.where(v > 0, np.log(v), np.nan)
+        var = np.zeros_like(y)
+        floor = cfg.floor_log
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(y, axis=1, keepdims=True)
+    r = y - centre
+    var = np.where(np.isfinite(r), var, np.nan)
+    mu = _nan_window_stat(r, cfg.window, np.nanmedian)
+    count = _nan_window_stat(np.isfinite(r).astype(float), cfg.window, np.sum)
+    T, S = r.shape
+    padded = np.vstack([np.full((cfg.window, S), np.nan), r])[:-1]
+    win = sliding_window_view(padded, cfg.window, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mad = MAD_SCALE * np.nanmedian(np.abs(win - mu[:, :, None]), axis=-1)
+    past_var = _nan_window_stat(var, cfg.window, np.nanmedian)
+    own = np.maximum(0.0, mad ** 2 - np.nan_to_num(past_var))
+    # A spread estimated on 12-24 months is noisy: shrink it towards the typical spread of
+    # all services that month (empirical Bayes, prior weight ``shrink_weight`` observations).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pooled = np.nanmedian(np.where(count >= cfg.min_history, own, np.nan), axis=1, keepdims=True)
+    pooled = np.where(np.isfinite(pooled), pooled, own)
+    own = (count * own + cfg.shrink_weight * pooled) / (count + cfg.shrink_weight)
+    sigma = np.sqrt(own + np.nan_to_num(var) + floor ** 2)
+    z = (r - mu) / sigma
+    z[count < cfg.min_history] = np.nan
+    sign = -1.0 if ind.worse == "lower" else 1.0
+    zw = sign * z
+    # expected value: this month's peer centre plus the service's own baseline, back-transformed
+    y_exp = centre + mu
+    if ind.kind == "proportion":
+        expected = np.sin(np.clip(y_exp, 0, np.pi / 2)) ** 2
+    elif ind.kind == "rate":
+        expected = np.exp(y_exp) * ind.scale
+    else:
+        expected = np.exp(y_exp)
+    return Residuals(code, months, services, v, zw, expected)
+
+
+class TemporalDrift(Detector):
+    name = "temporal_cusum"
+    version = "1"
+    category = "drift"
+    family = "temporal"
+    Config = TemporalConfig
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        cfg: TemporalConfig = self.config
+        months = np.asarray(months)
+        if months.size == 0:
+            return empty_findings()
+        h = cfg.h
+        out = []
+        for code in cfg.indicators:
+            res = residuals(panel, code, cfg)
+            if res is None:
+                continue
+            # Autocorrelated residuals inflate a CUSUM's false alarms: scale them to their
+            # long-run standard deviation, sqrt((1 + phi) / (1 - phi)), phi pooled over services.
+            phi = pooled_lag1(res.z)
+            zc = res.z * np.sqrt((1 - phi) / (1 + phi))[:, None]
+            cs = upper_cusum(zc, cfg.k, h, reset=False)
+            stat = np.asarray(cs.statistic)
+            cusum_hit = np.asarray(cs.signal) & (zc > cfg.k)
+            spike_hit = res.z > cfg.spike_z
+            hit = (cusum_hit | spike_hit) & np.isin(res.months, months)[:, None]
+            ti, si = np.nonzero(hit)
+            if ti.size == 0:
+                continue
+            run_start = np.asarray(cs.run_start)
+            zv = res.z[ti, si]
+            sv = stat[ti, si]
+            starts = [int(res.months[rs]) if rs >= 0 else int(res.months[t]) for rs, t in zip(run_start[ti, si], ti)]
+            f = pd.DataFrame({
+                "service_id": res.services[si], "indicator": code, "month_index": res.months[ti].astype(int),
+                "value": res.value[ti, si], "expected": res.expected[ti, si],
+                "score": np.maximum(zv, sv / h * cfg.spike_z / 1.5),
+                "z": zv, "cusum": sv, "start": starts, "is_spike": spike_hit[ti, si],
+                "is_cusum": cusum_hit[ti, si],
+            })
+            f["severity"] = np.where((f["z"] > cfg.high_z) | (f["cusum"] > 2 * h), "high", "medium")
+            f["explanation"] = [
+                (f"{label(code)} : {fmt_value(code, v)} en {month_fr(m)} contre {fmt_value(code, e)} attendu "
+                 f"au vu de son historique et de l'évolution des pairs ; "
+                 + (f"dérive persistante depuis {month_fr(st)} (CUSUM {fr_number(c, 1)} > seuil {fr_number(h, 1)})"
+                    if ic else f"écart brutal de {fr_number(z, 1)} écarts-types"))
+                for v, m, e, st, c, ic, z in zip(f["value"], f["month_index"], f["expected"], f["start"],
+                                                 f["cusum"], f["is_cusum"], f["z"])]
+            f["evidence"] = [{"z": round(float(z), 3), "cusum": round(float(c), 3), "h": round(h, 3),
+                              "k": cfg.k, "arl0": cfg.arl0, "drift_start": int(st), "phi": round(float(p), 3)}
+                             for z, c, st, p in zip(f["z"], f["cusum"], f["start"], phi[ti])]
+            out.append(self.findings(f))
+        return pd.concat(out, ignore_index=True) if out else empty_findings()
