@@ -49,7 +49,9 @@ class PeerConfig(DetectorConfig):
 
 def _funnel_month(g: pd.DataFrame, kind: str, scale: float, cfg: PeerConfig) -> pd.DataFrame:
     """z (worse-side sign applied later), expected value and limits for one cross-section."""
-    ok = g["numerator"].notna() & g["denominator"].notna() & (g["denominator"] > 0)
+    ok = g["numerator"].notna() & g["denominator"].notna() & (g["denominator"] > 0) & (g["numerator"] >= 0)
+    if kind == "proportion":   # ingest quarantines such rows; never let one break a whole month
+        ok &= g["numerator"] <= g["denominator"]
     g = g[ok]
     if len(g) < cfg.min_units:
         return pd.DataFrame()
@@ -91,7 +93,7 @@ def _robust_month(g: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
     return pd.DataFrame({
         "service_id": g["service_id"].to_numpy(), "value": g["value"].to_numpy(),
         "z": (logv - med) / mad, "expected": np.exp(med),
-        "lower": np.exp(med - cfg.limit_z * mad), "upper": np.exp(med + cfg.limit_z * mad),
+        "lower": np.exp(med - Z998 * mad), "upper": np.exp(med + Z998 * mad),
         "numerator": np.nan, "denominator": np.nan, "phi": np.nan, "tau2": np.nan, "n_units": len(g),
     })
 
@@ -101,6 +103,29 @@ def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
     beyond95 = (zw > cfg.persist_z).astype(float).where(zw.notna())
     recent = beyond95.rolling(cfg.persist_window, min_periods=1).sum()
     return (zw > cfg.limit_z) & (recent >= cfg.persist_count)
+
+
+def peer_scores(panel: Panel, code: str, cfg: PeerConfig, upto: int | None = None) -> pd.DataFrame:
+    """Every service-month of one indicator against its month's peers (long frame).
+
+    Columns: month_index, service_id, value, z (adjusted), zw (worse side positive), expected,
+    lower, upper, numerator, denominator, phi, tau2, n_units.
+    """
+    ind = CATALOGUE[code]
+    obs = panel.indicator(code)
+    if upto is not None:
+        obs = obs[obs["month_index"] <= upto]
+    parts = []
+    for m, g in obs.groupby("month_index", sort=True):
+        r = _robust_month(g, cfg) if code in cfg.robust_indicators else _funnel_month(g, ind.kind, ind.scale, cfg)
+        if len(r):
+            r["month_index"] = m
+            parts.append(r)
+    if not parts:
+        return pd.DataFrame()
+    cs = pd.concat(parts, ignore_index=True)
+    cs["zw"] = (-1.0 if ind.worse == "lower" else 1.0) * cs["z"]
+    return cs
 
 
 class PeerOutlier(Detector):
@@ -118,22 +143,9 @@ class PeerOutlier(Detector):
         out = []
         for code in cfg.count_indicators + cfg.robust_indicators:
             ind = CATALOGUE[code]
-            obs = panel.indicator(code)
-            obs = obs[obs["month_index"] <= months.max()]
-            if obs.empty:
+            cs = peer_scores(panel, code, cfg, upto=int(months.max()))
+            if cs.empty:
                 continue
-            parts = []
-            for m, g in obs.groupby("month_index", sort=True):
-                r = _robust_month(g, cfg) if code in cfg.robust_indicators else \
-                    _funnel_month(g, ind.kind, ind.scale, cfg)
-                if len(r):
-                    r["month_index"] = m
-                    parts.append(r)
-            if not parts:
-                continue
-            cs = pd.concat(parts, ignore_index=True)
-            sign = -1.0 if ind.worse == "lower" else 1.0
-            cs["zw"] = sign * cs["z"]
             zw = cs.pivot_table(index="month_index", columns="service_id", values="zw", aggfunc="last")
             # Persistence counts observed months: rows are the months this indicator was reported.
             flags = persistent_flags(zw, cfg)

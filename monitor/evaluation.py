@@ -98,48 +98,77 @@ class Evaluation:
     n_months: int
     scores: list[Score]
     detect_seconds: float
+    baselines: dict[str, Score] = field(default_factory=dict)
 
 
-def evaluate_dir(data_dir: Path, name: str, detectors=None, workdir: Path | None = None) -> Evaluation:
+def reset_detection(engine) -> None:
+    """Forget every detection result (alerts, events, findings, runs) but keep the data."""
+    import sqlalchemy as sa
+
+    from monitor.models import Alert, AlertEvent, DetectionRun, DetectionState, Finding
+
+    with engine.begin() as conn:
+        for model in (AlertEvent, Alert, Finding, DetectionRun, DetectionState):
+            conn.execute(sa.delete(model.__table__))
+
+
+def evaluate_dir(data_dir: Path, name: str, detectors=None, workdir: Path | None = None,
+                 baselines: bool = True) -> Evaluation:
+    import sqlalchemy as sa
+
+    from detectors.baselines import BASELINES
     from monitor.datasets import load_dataset
     from monitor.detection import run_detection
 
+    labels = pd.read_csv(Path(data_dir) / "labels.csv", dtype=str)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         engine = db.get_engine(f"sqlite:///{Path(tmp) / 'eval.db'}")
         try:
             load_dataset(engine, data_dir)
+            with engine.connect() as conn:
+                n_services = conn.execute(sa.text("select count(*) from services")).scalar_one()
+                span = conn.execute(sa.text("select min(month_index), max(month_index) from observations")).one()
+            n_months = int(span[1] - span[0] + 1)
             t0 = time.perf_counter()
             run_detection(engine, detectors=detectors)
             seconds = time.perf_counter() - t0
             alerts = alert_openings(engine)
-            with engine.connect() as conn:
-                import sqlalchemy as sa
-                n_services = conn.execute(sa.text("select count(*) from services")).scalar_one()
-                span = conn.execute(sa.text("select min(month_index), max(month_index) from observations")).one()
+            scores = [score_alerts(alerts, labels, n_services, n_months, g, cats, kinds)
+                      for g, (cats, kinds) in GROUPS.items()]
+            ev = Evaluation(name, n_services, n_months, scores, seconds)
+            if baselines:
+                cats, kinds = GROUPS["statistique"]
+                for bname, cls in BASELINES.items():
+                    reset_detection(engine)
+                    run_detection(engine, detectors=[cls()])
+                    ev.baselines[bname] = score_alerts(alert_openings(engine), labels, n_services, n_months,
+                                                       bname, cats, kinds)
         finally:
             engine.dispose()
             db.get_engine.cache_clear()
-    labels = pd.read_csv(Path(data_dir) / "labels.csv", dtype=str)
-    n_months = int(span[1] - span[0] + 1)
-    scores = [score_alerts(alerts, labels, n_services, n_months, g, cats, kinds)
-              for g, (cats, kinds) in GROUPS.items()]
-    return Evaluation(name, n_services, n_months, scores, seconds)
+    return ev
 
 
 def _pct(x: float) -> str:
     return "  n.d." if x != x else f"{100 * x:5.1f}%"
 
 
+def _line(s: Score) -> str:
+    delay = "n.d." if s.median_delay != s.median_delay else f"{s.median_delay:.1f} mois"
+    return (f"{s.group:<36}{s.openings:>8}{s.true_positives:>6}{s.labels:>7}{_pct(s.precision):>11}"
+            f"{_pct(s.recall):>9}{s.f1:>8.3f}{delay:>12}{s.false_per_100_services_month:>12.3f}")
+
+
 def format_evaluation(ev: Evaluation) -> str:
     lines = [f"== {ev.name} : {ev.n_services} services × {ev.n_months} mois, détection {ev.detect_seconds:.1f} s",
-             f"{'groupe':<22}{'alertes':>8}{'VP':>6}{'évén.':>7}{'précision':>11}{'rappel':>9}{'F1':>8}"
-             f"{'délai méd.':>12}{'fausses/100 serv./mois':>25}"]
+             f"{'groupe':<36}{'alertes':>8}{'VP':>6}{'évén.':>7}{'précision':>11}{'rappel':>9}{'F1':>8}"
+             f"{'délai méd.':>12}{'FP/100/mois':>12}"]
     for s in ev.scores:
-        delay = "n.d." if s.median_delay != s.median_delay else f"{s.median_delay:.1f} mois"
-        lines.append(f"{s.group:<22}{s.openings:>8}{s.true_positives:>6}{s.labels:>7}{_pct(s.precision):>11}"
-                     f"{_pct(s.recall):>9}{s.f1:>8.3f}{delay:>12}{s.false_per_100_services_month:>25.3f}")
+        lines.append(_line(s))
         kinds = ", ".join(f"{k} {_pct(v).strip()}" for k, v in sorted(s.recall_by_kind.items()))
-        lines.append(f"{'':<22}rappel par type : {kinds}")
+        lines.append(f"{'':<36}rappel par type : {kinds}")
+    for s in ev.baselines.values():
+        lines.append(_line(s))
     return "\n".join(lines)
 
 

@@ -1,0 +1,159 @@
+"""Multivariate detector: is the combination of a service's indicators unusual this month?
+
+Each month, every service is described by its worse-side peer z-scores (the same funnel and
+robust z as the peer detector, so sizes are accounted for; positive = worse than peers). A PyOD
+model (ECOD by default; COPOD or IForest selectable) is fit on that month's cross-section.
+
+ECOD and COPOD compute, per indicator, the empirical right-tail score ``U_r = -log P(X >= x)``.
+Only that worse-side tail is used (doing better than peers is never unusual): the service's
+score is ``S = sum_j U_r[j]`` and, if the indicators were independent, each ``U_r`` would be
+Exp(1) and ``S`` Gamma(d, 1), so ``p = GammaSF(S; d)`` is the chance of a combination at least
+this extreme. The per-indicator ``U_r`` are the explanation. IForest has no per-feature
+decomposition: its score is turned into a robust z across services and the explanation uses
+the z-scores.
+
+Alert budget: 0.1 false alert per 100 services per month, and this family tests one score
+per service and month (not one per indicator), so the per-cell level is p < 1e-3 (z > 3.09)
+this month, with p < 0.01 (z > 2.33) in ``persist_count`` of the last ``persist_window`` months.
+Note: PyOD's ``decision_function`` re-fits ECOD/COPOD on new rows, so we only ever use the
+``decision_scores_`` of the month the model was fit on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy.stats import gamma, norm
+
+from alerts.explain import fmt_value, fr_number, label, month_fr
+from detectors.base import Detector, DetectorConfig, empty_findings
+from detectors.panel import Panel
+from detectors.peer import MAD_SCALE, PeerConfig, Z998, peer_scores
+
+MODELS = ("ecod", "copod", "iforest")
+
+
+@dataclasses.dataclass(frozen=True)
+class MultivariateConfig(DetectorConfig):
+    model: str = "ecod"
+    limit_z: float = Z998               # p = 1e-3: the budget over one test per service-month
+    persist_z: float = 2.3263478740408408  # p = 1e-2
+    persist_window: int = 3
+    persist_count: int = 2
+    min_services: int = 20
+    min_features: int = 3
+    top_contributions: int = 3
+    random_state: int = 0
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+
+
+def _model(cfg: MultivariateConfig):
+    if cfg.model == "ecod":
+        from pyod.models.ecod import ECOD
+        return ECOD()
+    if cfg.model == "copod":
+        from pyod.models.copod import COPOD
+        return COPOD()
+    from pyod.models.iforest import IForest
+    return IForest(random_state=cfg.random_state, n_estimators=100)
+
+
+def feature_panel(panel: Panel, upto: int, peer_cfg: PeerConfig | None = None) -> pd.DataFrame:
+    """Long frame month_index, service_id, indicator, zw, value, expected for all peer indicators."""
+    peer_cfg = peer_cfg or PeerConfig()
+    parts = []
+    for code in peer_cfg.count_indicators + peer_cfg.robust_indicators:
+        cs = peer_scores(panel, code, peer_cfg, upto=upto)
+        if len(cs):
+            parts.append(cs[["month_index", "service_id", "zw", "value", "expected"]].assign(indicator=code))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+class MultivariateOutlier(Detector):
+    name = "multivariate_ecod"
+    version = "1"
+    category = "peer_outlier"
+    family = "multivariate"
+    Config = MultivariateConfig
+
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.name = f"multivariate_{self.config.model}"
+
+    def monthly_scores(self, feats: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        cfg: MultivariateConfig = self.config
+        rows, contrib = [], {}
+        for m, g in feats.groupby("month_index", sort=True):
+            X = g.pivot_table(index="service_id", columns="indicator", values="zw", aggfunc="last")
+            X = X.loc[:, X.notna().mean() >= 0.5]
+            if len(X) < cfg.min_services or X.shape[1] < cfg.min_features:
+                continue
+            Xf = X.fillna(0.0).to_numpy()
+            model = _model(cfg)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(Xf)
+            if hasattr(model, "U_r"):
+                per_feature = np.asarray(model.U_r, dtype=float)
+                score = per_feature.sum(axis=1)
+                p = gamma.sf(score, a=per_feature.shape[1])
+            else:
+                score = np.asarray(model.decision_scores_, dtype=float)
+                med = np.median(score)
+                mad = MAD_SCALE * np.median(np.abs(score - med))
+                p = norm.sf((score - med) / mad) if mad > 0 else np.ones_like(score)
+                per_feature = np.clip(Xf, 0, None)
+            z = norm.isf(np.clip(p, 1e-300, 1.0))
+            rows.append(pd.DataFrame({"month_index": m, "service_id": X.index, "score_raw": score, "z": z}))
+            contrib[m] = (X.index.to_numpy(), X.columns.to_numpy(), per_feature, Xf)
+        return (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()), contrib
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        cfg: MultivariateConfig = self.config
+        months = np.asarray(months)
+        if months.size == 0:
+            return empty_findings()
+        feats = feature_panel(panel, int(months.max()))
+        if feats.empty:
+            return empty_findings()
+        scores, contrib = self.monthly_scores(feats)
+        if scores.empty:
+            return empty_findings()
+        zw = scores.pivot_table(index="month_index", columns="service_id", values="z")
+        recent = (zw > cfg.persist_z).astype(float).where(zw.notna()).rolling(cfg.persist_window, min_periods=1).sum()
+        flags = (zw > cfg.limit_z) & (recent >= cfg.persist_count)
+        hit = flags.stack()
+        hit = hit[hit].index.to_frame(index=False)
+        hit = hit[hit["month_index"].isin(months)]
+        if hit.empty:
+            return empty_findings()
+        values = feats.set_index(["month_index", "service_id", "indicator"])
+        rows = []
+        for m, sid in zip(hit["month_index"], hit["service_id"]):
+            ids, cols, O, Xc = contrib[m]
+            i = int(np.nonzero(ids == sid)[0][0])
+            worse = Xc[i] > 0                  # only indicators on their worse side explain
+            order = [j for j in np.argsort(-O[i]) if worse[j]][:cfg.top_contributions]
+            if not order:
+                continue
+            top = cols[order[0]]
+            parts = []
+            for j in order:
+                code = cols[j]
+                v = values.loc[(m, sid, code)] if (m, sid, code) in values.index else None
+                parts.append(f"{label(code)} {fmt_value(code, None if v is None else float(v['value']))} "
+                             f"(attendu {fmt_value(code, None if v is None else float(v['expected']))})")
+            z = float(zw.at[m, sid])
+            rows.append({"service_id": sid, "indicator": top, "month_index": int(m), "score": z,
+                         "severity": "high" if z > 2 * cfg.limit_z else "medium",
+                         "value": float(values.loc[(m, sid, top), "value"]) if (m, sid, top) in values.index else np.nan,
+                         "explanation": f"Combinaison inhabituelle d'indicateurs en {month_fr(m)} "
+                                        f"(score {cfg.model.upper()} équivalent à {fr_number(z, 1)} écarts-types) : " + " ; ".join(parts),
+                         "evidence": {"model": cfg.model, "z": round(z, 3),
+                                      "contributions": {str(cols[j]): round(float(O[i, j]), 3) for j in order}}})
+        return self.findings(pd.DataFrame(rows)) if rows else empty_findings()
