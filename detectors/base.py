@@ -22,6 +22,19 @@ FINDING_COLUMNS = ["service_id", "indicator", "month_index", "category", "detect
                    "detector_version", "score", "severity", "value", "expected", "lower",
                    "upper", "explanation", "evidence", "config"]
 CATEGORIES = ("drift", "peer_outlier", "rule", "data_quality")
+
+# Alert budget of each statistical family, in false alerts per 100 services per month.
+# An inspector's reading time is the scarce resource (DESIGN.md): with ~180 services this is
+# about 0.4 false alert a year per family nationally if the model held exactly. Thresholds are
+# derived from it (and from how many tests a family runs per service and month), not tuned.
+ALERT_BUDGET = 0.02
+
+
+def budget_z(budget_per_100: float, tests_per_service_month: int) -> float:
+    """One-sided normal threshold spending ``budget_per_100`` over that many tests."""
+    from scipy.stats import norm
+
+    return float(norm.isf(budget_per_100 / 100.0 / tests_per_service_month))
 SEVERITIES = ("low", "medium", "high")
 
 

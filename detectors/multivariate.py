@@ -12,9 +12,10 @@ this extreme. The per-indicator ``U_r`` are the explanation. IForest has no per-
 decomposition: its score is turned into a robust z across services and the explanation uses
 the z-scores.
 
-Alert budget: 0.1 false alert per 100 services per month, and this family tests one score
-per service and month (not one per indicator), so the per-cell level is p < 1e-3 (z > 3.09)
-this month, with p < 0.01 (z > 2.33) in ``persist_count`` of the last ``persist_window`` months.
+Alert budget (detectors.base.ALERT_BUDGET): 0.02 false alert per 100 services per month, and
+this family tests one score per service and month (not one per indicator), so the per-cell
+level is p < 2e-4 (z > 3.54) this month, with p < 0.002 (z > 3.09) in ``persist_count`` of the
+last ``persist_window`` months.
 Note: PyOD's ``decision_function`` re-fits ECOD/COPOD on new rows, so we only ever use the
 ``decision_scores_`` of the month the model was fit on.
 """
@@ -28,7 +29,7 @@ import pandas as pd
 from scipy.stats import gamma, norm
 
 from alerts.explain import fmt_value, fr_number, label, month_fr
-from detectors.base import Detector, DetectorConfig, empty_findings
+from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings
 from detectors.panel import Panel
 from detectors.peer import MAD_SCALE, PeerConfig, Z998, peer_scores
 
@@ -38,8 +39,8 @@ MODELS = ("ecod", "copod", "iforest")
 @dataclasses.dataclass(frozen=True)
 class MultivariateConfig(DetectorConfig):
     model: str = "ecod"
-    limit_z: float = Z998               # p = 1e-3: the budget over one test per service-month
-    persist_z: float = 2.3263478740408408  # p = 1e-2
+    limit_z: float = budget_z(ALERT_BUDGET, 1)   # 3.54: the budget over one test per service-month
+    persist_z: float = Z998
     persist_window: int = 3
     persist_count: int = 2
     min_services: int = 20

@@ -10,9 +10,9 @@ Only the worse side raises a finding, and only when it persists: the unit must b
 ``limit_z`` this month and beyond the 99.8 % limit in at least ``persist_count`` of the last
 ``persist_window`` observed months (a single noisy month is not an alert).
 
-``limit_z`` comes from an alert budget, not from data: 0.1 false alert per 100 services per
-month shared by about ten indicators gives a one-sided p of 1e-4 per service, indicator and
-month, i.e. z > 3.72 on the adjusted scale.
+``limit_z`` comes from the alert budget (detectors.base.ALERT_BUDGET), not from data: 0.02
+false alert per 100 services per month shared by the ten monitored indicators gives a
+one-sided p of 2e-5 per service, indicator and month, i.e. z > 4.11 on the adjusted scale.
 Every month is a cross-section of that month alone, so findings are causal by design.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from alerts.explain import fmt_value, fr_number, label, month_fr
-from detectors.base import Detector, DetectorConfig, empty_findings, severity_from_score
+from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings, severity_from_score
 from detectors.funnel import funnel
 from detectors.panel import Panel
 from monitor.reference import CATALOGUE
@@ -35,7 +35,7 @@ MAD_SCALE = 1.4826
 
 @dataclasses.dataclass(frozen=True)
 class PeerConfig(DetectorConfig):
-    limit_z: float = 3.719016485455709   # one-sided p = 1e-4
+    limit_z: float = budget_z(ALERT_BUDGET, 10)   # 4.11 (one-sided p = 2e-5)
     persist_z: float = Z998
     persist_window: int = 3
     persist_count: int = 2

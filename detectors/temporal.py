@@ -23,7 +23,9 @@
 
 3. **Tests.** A one-sided upper CUSUM on z (``k`` = 0.5, threshold ``h`` calibrated by average
    run length with :func:`detectors.cusum.calibrate_h`), which catches slow drifts, and a
-   large-residual test (``z > spike_z``) for one-month collapses and spikes. A CUSUM finding is
+   large-residual test (``z > spike_z × c``) for one-month collapses and spikes, where ``c``
+   (>= 1) measures how much heavier than normal the residuals' tails were in earlier months
+   (see :func:`tail_factor`). A CUSUM finding is
    reported while the statistic is above ``h`` and the month itself is still on the worse
    side (``z > k``), so an alert resolves once the series is back to normal.
 
@@ -41,7 +43,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from alerts.explain import fmt_value, fr_number, label, month_fr
-from detectors.base import Detector, DetectorConfig, empty_findings
+from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings
 from detectors.cusum import calibrate_h, upper_cusum
 from detectors.panel import Panel
 from monitor.reference import CATALOGUE
@@ -61,8 +63,8 @@ class TemporalConfig(DetectorConfig):
     window: int = 24                  # baseline length, in observations of the series
     min_history: int = 12             # no test before this many past observations
     k: float = 0.5                    # CUSUM allowance (targets a 1-sigma shift)
-    budget_per_100_services_month: float = 0.1
-    spike_z: float = 4.5              # one-sided p ≈ 3.4e-6 under normality
+    budget_per_100_services_month: float = ALERT_BUDGET
+    spike_z: float = budget_z(ALERT_BUDGET, len(TEMPORAL_INDICATORS))   # 4.24, the same budget
     high_z: float = 6.0
     floor_proportion: float = 0.01    # minimum spread on the arcsine scale
     floor_log: float = 0.02           # minimum spread on the log scale (2 %)
@@ -118,6 +120,29 @@ def pooled_lag1(z: np.ndarray, min_pairs: int = 200, clip: float = 4.0) -> np.nd
         phi = sab[idx] / np.sqrt(saa[idx] * sbb[idx])
     phi = np.where(n[idx] >= min_pairs, phi, 0.0)
     return np.clip(np.nan_to_num(phi), 0.0, 0.9)
+
+
+def tail_factor(z: np.ndarray, q: float = 0.005, min_values: int = 500) -> np.ndarray:
+    """Per month, how much heavier than normal the residuals' tails were in earlier months.
+
+    Measured on the *better* side (z < 0), which drifts on the worse side do not contaminate:
+    ``c_t = max(1, |quantile_q(z_past)| / Phi^-1(1 - q))``, pooled over services, causal.
+    """
+    from scipy.stats import norm
+
+    ref = norm.isf(q)
+    out = np.ones(z.shape[0])
+    past = []
+    n = 0
+    for t in range(z.shape[0]):
+        if n >= min_values:
+            pooled = np.concatenate(past)
+            out[t] = max(1.0, -float(np.quantile(pooled, q)) / ref)
+        row = z[t][np.isfinite(z[t])]
+        if row.size:
+            past.append(row)
+            n += row.size
+    return out
 
 
 def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
@@ -216,7 +241,8 @@ class TemporalDrift(Detector):
             cs = upper_cusum(zc, cfg.k, h, reset=False)
             stat = np.asarray(cs.statistic)
             cusum_hit = np.asarray(cs.signal) & (zc > cfg.k)
-            spike_hit = res.z > cfg.spike_z
+            # the spike test is calibrated for the tails the residuals really have
+            spike_hit = res.z > (cfg.spike_z * tail_factor(res.z))[:, None]
             hit = (cusum_hit | spike_hit) & np.isin(res.months, months)[:, None]
             ti, si = np.nonzero(hit)
             if ti.size == 0:
