@@ -101,19 +101,11 @@ class Evaluation:
     baselines: dict[str, Score] = field(default_factory=dict)
 
 
-def reset_detection(engine) -> None:
-    """Forget every detection result (alerts, events, findings, runs) but keep the data."""
-    import sqlalchemy as sa
-
-    from monitor.models import Alert, AlertEvent, DetectionRun, DetectionState, Finding
-
-    with engine.begin() as conn:
-        for model in (AlertEvent, Alert, Finding, DetectionRun, DetectionState):
-            conn.execute(sa.delete(model.__table__))
-
-
 def evaluate_dir(data_dir: Path, name: str, detectors=None, workdir: Path | None = None,
                  baselines: bool = True) -> Evaluation:
+    """Ingest the panel once, then run each detector set on its own copy of the database."""
+    import shutil
+
     import sqlalchemy as sa
 
     from detectors.baselines import BASELINES
@@ -122,30 +114,35 @@ def evaluate_dir(data_dir: Path, name: str, detectors=None, workdir: Path | None
 
     labels = pd.read_csv(Path(data_dir) / "labels.csv", dtype=str)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        engine = db.get_engine(f"sqlite:///{Path(tmp) / 'eval.db'}")
-        try:
-            load_dataset(engine, data_dir)
-            with engine.connect() as conn:
-                n_services = conn.execute(sa.text("select count(*) from services")).scalar_one()
-                span = conn.execute(sa.text("select min(month_index), max(month_index) from observations")).one()
-            n_months = int(span[1] - span[0] + 1)
-            t0 = time.perf_counter()
-            run_detection(engine, detectors=detectors)
-            seconds = time.perf_counter() - t0
-            alerts = alert_openings(engine)
-            scores = [score_alerts(alerts, labels, n_services, n_months, g, cats, kinds)
-                      for g, (cats, kinds) in GROUPS.items()]
-            ev = Evaluation(name, n_services, n_months, scores, seconds)
-            if baselines:
-                cats, kinds = GROUPS["statistique"]
-                for bname, cls in BASELINES.items():
-                    reset_detection(engine)
-                    run_detection(engine, detectors=[cls()])
-                    ev.baselines[bname] = score_alerts(alert_openings(engine), labels, n_services, n_months,
-                                                       bname, cats, kinds)
-        finally:
-            engine.dispose()
-            db.get_engine.cache_clear()
+        base = Path(tmp) / "base.db"
+        engine = db.get_engine(f"sqlite:///{base}")
+        load_dataset(engine, data_dir)
+        with engine.connect() as conn:
+            n_services = conn.execute(sa.text("select count(*) from services")).scalar_one()
+            span = conn.execute(sa.text("select min(month_index), max(month_index) from observations")).one()
+        engine.dispose()
+        n_months = int(span[1] - span[0] + 1)
+        cats, kinds = GROUPS["statistique"]
+
+        def run(dets, tag):
+            path = Path(tmp) / f"{tag}.db"
+            shutil.copyfile(base, path)
+            eng = db.get_engine(f"sqlite:///{path}")
+            try:
+                t0 = time.perf_counter()
+                run_detection(eng, detectors=dets)
+                return alert_openings(eng), time.perf_counter() - t0
+            finally:
+                eng.dispose()
+
+        alerts, seconds = run(detectors, "system")
+        scores = [score_alerts(alerts, labels, n_services, n_months, g, c, k) for g, (c, k) in GROUPS.items()]
+        ev = Evaluation(name, n_services, n_months, scores, seconds)
+        if baselines:
+            for i, (bname, cls) in enumerate(BASELINES.items()):
+                alerts, _ = run([cls()], f"baseline{i}")
+                ev.baselines[bname] = score_alerts(alerts, labels, n_services, n_months, bname, cats, kinds)
+        db.get_engine.cache_clear()
     return ev
 
 

@@ -229,4 +229,102 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(sa.Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    last_digest_event_id: Mapped[int | None] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True)
+    last_digest_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class FollowUp(Base):
+    """An inspection follow-up (suite) decided on one or more alerts."""
+    __tablename__ = "follow_ups"
+    __table_args__ = (sa.Index("ix_follow_ups_service", "service_id"),
+                      sa.Index("ix_follow_ups_status_due", "status", "due_date"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(sa.ForeignKey("services.service_id"))
+    kind: Mapped[str] = mapped_column(sa.String(40))          # code, see alerts.followups.KINDS
+    legal_reference: Mapped[str | None] = mapped_column(sa.String(80), nullable=True)
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), nullable=True)
+    due_date: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="a_faire")
+    notes: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(sa.String(254))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class FollowUpAlert(Base):
+    __tablename__ = "follow_up_alerts"
+    follow_up_id: Mapped[int] = mapped_column(sa.ForeignKey("follow_ups.id"), primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id"), primary_key=True, index=True)
+
+
+class FollowUpEvent(Base):
+    """Append-only audit log of follow-ups (like alert_events)."""
+    __tablename__ = "follow_up_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    follow_up_id: Mapped[int] = mapped_column(sa.ForeignKey("follow_ups.id"), index=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(254))
+    kind: Mapped[str] = mapped_column(sa.String(30))
+    from_value: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    to_value: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    comment: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class DigestOutbox(Base):
+    """One digest per user and window, built before sending (idempotency key unique)."""
+    __tablename__ = "digest_outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    from_event_id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
+    to_event_id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
+    recipient: Mapped[str] = mapped_column(sa.String(254))
+    subject: Mapped[str] = mapped_column(sa.String(300))
+    body_text: Mapped[str] = mapped_column(sa.Text)
+    body_html: Mapped[str] = mapped_column(sa.Text)
+    alert_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")   # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+
+
+class SourcePull(Base):
+    """One pull of a configured source (drop folder, HTTP endpoint, SQL query)."""
+    __tablename__ = "source_pulls"
+    __table_args__ = (sa.Index("ix_source_pulls_source_started", "source", "started_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(20))           # folder | http | sql
+    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="running")  # ok | not_modified | error | running
+    files: Mapped[int] = mapped_column(sa.Integer, default=0)
+    accepted: Mapped[int] = mapped_column(sa.Integer, default=0)
+    rejected: Mapped[int] = mapped_column(sa.Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(sa.Integer, default=0)
+    checksum: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    etag: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class JobRun(Base):
+    """One run of a scheduled job: start, end, outcome, counts, error text."""
+    __tablename__ = "job_runs"
+    __table_args__ = (sa.Index("ix_job_runs_job_started", "job_id", "started_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(sa.String(200))
+    scheduled_for: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str] = mapped_column(sa.String(20), default="running")  # ok | error | running
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
+    counts: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
