@@ -8,24 +8,30 @@ One alert per (service, indicator, category) at a time. For each processed month
 * a finding on a resolved alert reopens it (event ``reopened``);
 * a dismissed alert is a human decision: it absorbs findings of the same episode; once the
   data have been normal for ``resolve_after`` months, a new finding opens a new alert;
-* an open or acknowledged alert with no finding for ``resolve_after`` consecutive processed
-  months is resolved (event ``resolved``); an alert under follow-up stays with its owner.
+* an open or acknowledged alert with no finding for ``resolve_after`` consecutive months in
+  which its service reported data is resolved (event ``resolved``): a month without data is
+  not a normal month; an alert under follow-up stays with its owner while one of its
+  follow-ups is active, and resolves like the others once they are all closed;
+* ``resolve_after`` comes from ``detect --resolve-after N`` (default 3).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.models import Alert, AlertEvent, utcnow
+from monitor.models import Alert, AlertEvent, FollowUp, FollowUpAlert, utcnow
 from monitor.periods import month_label
 
 ACTIVE = ("open", "acknowledged", "follow_up")
 AUTO_RESOLVABLE = ("open", "acknowledged")
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 SYSTEM_ACTOR = "détection"
+ACTIVE_FOLLOW_UP = ("a_faire", "en_cours")
+DEFAULT_RESOLVE_AFTER = 3
 
 
 @dataclass
@@ -63,9 +69,33 @@ def latest_alerts(session: Session) -> dict[tuple[str, str, str], Alert]:
     return alerts
 
 
-def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_after: int = 3) -> LifecycleStats:
+def _followed(session: Session) -> set[int]:
+    """Alerts with at least one active follow-up (à faire, en cours): they stay with their owner."""
+    q = (sa.select(FollowUpAlert.alert_id).join(FollowUp, FollowUp.id == FollowUpAlert.follow_up_id)
+         .where(FollowUp.status.in_(ACTIVE_FOLLOW_UP)))
+    return set(session.scalars(q))
+
+
+def _auto_resolvable(a: Alert, followed: set[int]) -> bool:
+    """Open and acknowledged alerts resolve by themselves; so do alerts under follow-up once
+    all their follow-ups are closed."""
+    return a.status in AUTO_RESOLVABLE or (a.status == "follow_up" and a.id not in followed)
+
+
+def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_after: int = DEFAULT_RESOLVE_AFTER,
+                   reported: dict[int, set[str]] | None = None) -> LifecycleStats:
+    """Apply combined findings month by month. ``reported[m]``: services with data in month m
+    (None: every month counts).
+
+    Human states are respected: a snooze ends when the alert is resolved or reopened, or when
+    its severity rises (event ``unsnoozed``); assignment and comments are left alone.
+    """
+    if int(resolve_after) < 1:
+        raise ValueError("resolve_after doit valoir au moins 1 période")
     stats = LifecycleStats()
     alerts = latest_alerts(session)
+    followed = _followed(session)
+    today = date.today()
     by_month = {m: g for m, g in combined.groupby("month_index")} if len(combined) else {}
     pending_events: list[tuple[Alert, dict]] = []
     for m in months:
@@ -95,10 +125,17 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
                     pending_events.append((a, dict(kind="reopened", period=period, from_status="resolved",
                                                    to_status="open", severity=r.severity, comment=r.explanation)))
                     a.status = "open"
+                    a.snoozed_until = None
                     stats.reopened += 1
                 elif a.severity != r.severity and a.status in ACTIVE:
                     pending_events.append((a, dict(kind="severity", period=period, severity=r.severity,
                                                    comment=f"gravité {a.severity} → {r.severity}")))
+                    if (SEVERITY_RANK[r.severity] > SEVERITY_RANK.get(a.severity, 0)
+                            and a.snoozed_until is not None and a.snoozed_until > today):
+                        pending_events.append((a, dict(kind="unsnoozed", period=period,
+                                                       comment="gravité en hausse : fin de la mise en sourdine",
+                                                       details={"previous": a.snoozed_until.isoformat()})))
+                        a.snoozed_until = None
                 a.severity = r.severity
                 a.score = float(r.score)
                 a.detectors = ";".join(sorted(set(a.detectors.split(";")) | set(r.detectors.split(";"))))
@@ -110,12 +147,15 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
         for key, a in alerts.items():
             if key in seen or a.status == "resolved" or a.last_month_index >= m:
                 continue
+            if reported is not None and key[0] not in reported.get(m, ()):
+                continue
             a.normal_streak += 1
-            if a.status in AUTO_RESOLVABLE and a.normal_streak >= resolve_after:
+            if _auto_resolvable(a, followed) and a.normal_streak >= resolve_after:
                 pending_events.append((a, dict(kind="resolved", period=period, from_status=a.status,
                                                to_status="resolved",
                                                comment=f"données normales depuis {a.normal_streak} périodes")))
                 a.status = "resolved"
+                a.snoozed_until = None
                 a.updated_at = utcnow()
                 stats.resolved += 1
     session.flush()

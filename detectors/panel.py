@@ -17,6 +17,7 @@ class Panel:
     quarantine: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["service_id", "indicator", "period", "month_index", "reason_code", "reason"]))
     excluded: pd.DataFrame | None = None        # (service_id, indicator, month_index) kept out of statistics
+    cache: dict = field(default_factory=dict)   # results shared by detectors within one run
 
     def __post_init__(self) -> None:
         obs = self.observations
@@ -63,4 +64,5 @@ class Panel:
     def exclude(self, cells: pd.DataFrame) -> None:
         """Keep these (service_id, indicator, month_index) cells out of statistical detectors."""
         cells = cells[["service_id", "indicator", "month_index"]]
+        self.cache.clear()
         self.excluded = cells if self.excluded is None else pd.concat([self.excluded, cells], ignore_index=True)

@@ -47,55 +47,52 @@ class PeerConfig(DetectorConfig):
     robust_indicators: tuple[str, ...] = ("vip_init_median_delay_days", "workers_per_physician_fte")
 
 
-def _funnel_month(g: pd.DataFrame, kind: str, scale: float, cfg: PeerConfig) -> pd.DataFrame:
+COLUMNS = ["service_id", "value", "z", "expected", "lower", "upper", "numerator", "denominator",
+           "phi", "tau2", "n_units"]
+
+
+def _funnel_month(sid, value, num, den, kind: str, scale: float, cfg: PeerConfig) -> dict | None:
     """z (worse-side sign applied later), expected value and limits for one cross-section."""
-    ok = g["numerator"].notna() & g["denominator"].notna() & (g["denominator"] > 0) & (g["numerator"] >= 0)
+    ok = np.isfinite(num) & np.isfinite(den) & (den > 0) & (num >= 0)
     if kind == "proportion":   # ingest quarantines such rows; never let one break a whole month
-        ok &= g["numerator"] <= g["denominator"]
-    g = g[ok]
-    if len(g) < cfg.min_units:
-        return pd.DataFrame()
+        ok &= num <= den
+    if ok.sum() < cfg.min_units:
+        return None
+    sid, value, num, den = sid[ok], value[ok], num[ok], den[ok]
     if kind == "proportion":
-        res = funnel(g["numerator"].to_numpy(), g["denominator"].to_numpy(), kind="proportion",
-                     overdispersion=cfg.overdispersion, trim=cfg.trim)
+        res = funnel(num, den, kind="proportion", overdispersion=cfg.overdispersion, trim=cfg.trim)
         target, to_value = res.target, 1.0
     else:  # rate: observed count against expected count at the month's national rate
-        rate = g["numerator"].sum() / g["denominator"].sum()
+        rate = num.sum() / den.sum()
         if rate <= 0:
-            return pd.DataFrame()
-        expected_counts = rate * g["denominator"].to_numpy()
-        res = funnel(g["numerator"].to_numpy(), expected_counts, kind="ratio", transform="sqrt",
-                     trim_method="winsorise", overdispersion=cfg.overdispersion, trim=cfg.trim)
+            return None
+        res = funnel(num, rate * den, kind="ratio", transform="sqrt", trim_method="winsorise",
+                     overdispersion=cfg.overdispersion, trim=cfg.trim)
         target, to_value = 1.0, rate * scale
     t = res.table
-    return pd.DataFrame({
-        "service_id": g["service_id"].to_numpy(),
-        "value": g["value"].to_numpy(),
-        "z": t["z_adjusted"].to_numpy(),
-        "expected": np.full(len(g), target * to_value),
-        "lower": t["lower_998"].to_numpy() * to_value,
-        "upper": t["upper_998"].to_numpy() * to_value,
-        "numerator": g["numerator"].to_numpy(),
-        "denominator": g["denominator"].to_numpy(),
-        "phi": res.phi, "tau2": res.tau2, "n_units": len(g),
-    })
+    n = len(sid)
+    return {"service_id": sid, "value": value, "z": t["z_adjusted"].to_numpy(),
+            "expected": np.full(n, target * to_value),
+            "lower": t["lower_998"].to_numpy() * to_value, "upper": t["upper_998"].to_numpy() * to_value,
+            "numerator": num, "denominator": den, "phi": np.full(n, res.phi), "tau2": np.full(n, res.tau2),
+            "n_units": np.full(n, n)}
 
 
-def _robust_month(g: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
-    g = g[g["value"] > 0]
-    if len(g) < cfg.min_units:
-        return pd.DataFrame()
-    logv = np.log(g["value"].to_numpy())
+def _robust_month(sid, value, cfg: PeerConfig) -> dict | None:
+    ok = np.isfinite(value) & (value > 0)
+    if ok.sum() < cfg.min_units:
+        return None
+    sid, value = sid[ok], value[ok]
+    logv = np.log(value)
     med = np.median(logv)
     mad = MAD_SCALE * np.median(np.abs(logv - med))
     if not mad > 0:
-        return pd.DataFrame()
-    return pd.DataFrame({
-        "service_id": g["service_id"].to_numpy(), "value": g["value"].to_numpy(),
-        "z": (logv - med) / mad, "expected": np.exp(med),
-        "lower": np.exp(med - Z998 * mad), "upper": np.exp(med + Z998 * mad),
-        "numerator": np.nan, "denominator": np.nan, "phi": np.nan, "tau2": np.nan, "n_units": len(g),
-    })
+        return None
+    n = len(sid)
+    nan = np.full(n, np.nan)
+    return {"service_id": sid, "value": value, "z": (logv - med) / mad, "expected": np.full(n, np.exp(med)),
+            "lower": np.full(n, np.exp(med - Z998 * mad)), "upper": np.full(n, np.exp(med + Z998 * mad)),
+            "numerator": nan, "denominator": nan, "phi": nan, "tau2": nan, "n_units": np.full(n, n)}
 
 
 def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
@@ -111,20 +108,36 @@ def peer_scores(panel: Panel, code: str, cfg: PeerConfig, upto: int | None = Non
     Columns: month_index, service_id, value, z (adjusted), zw (worse side positive), expected,
     lower, upper, numerator, denominator, phi, tau2, n_units.
     """
+    key = ("peer_scores", code, repr(cfg), upto)
+    if key in panel.cache:
+        return panel.cache[key]
     ind = CATALOGUE[code]
     obs = panel.indicator(code)
     if upto is not None:
         obs = obs[obs["month_index"] <= upto]
+    obs = obs.sort_values("month_index", kind="mergesort")
+    months = obs["month_index"].to_numpy()
+    sid = obs["service_id"].to_numpy()
+    value = obs["value"].to_numpy(dtype=float)
+    num = obs["numerator"].to_numpy(dtype=float)
+    den = obs["denominator"].to_numpy(dtype=float)
+    bounds = np.flatnonzero(np.diff(months)) + 1
     parts = []
-    for m, g in obs.groupby("month_index", sort=True):
-        r = _robust_month(g, cfg) if code in cfg.robust_indicators else _funnel_month(g, ind.kind, ind.scale, cfg)
-        if len(r):
-            r["month_index"] = m
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(months)]):
+        if hi <= lo:
+            continue
+        sl = slice(lo, hi)
+        r = (_robust_month(sid[sl], value[sl], cfg) if code in cfg.robust_indicators
+             else _funnel_month(sid[sl], value[sl], num[sl], den[sl], ind.kind, ind.scale, cfg))
+        if r is not None:
+            r["month_index"] = np.full(len(r["service_id"]), months[lo])
             parts.append(r)
     if not parts:
-        return pd.DataFrame()
-    cs = pd.concat(parts, ignore_index=True)
-    cs["zw"] = (-1.0 if ind.worse == "lower" else 1.0) * cs["z"]
+        cs = pd.DataFrame()
+    else:
+        cs = pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in COLUMNS + ["month_index"]})
+        cs["zw"] = (-1.0 if ind.worse == "lower" else 1.0) * cs["z"]
+    panel.cache[key] = cs
     return cs
 
 

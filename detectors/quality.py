@@ -4,7 +4,8 @@
   submission by a known service (probable percentage, identity break, conflicting
   duplicate, impossible value…), reported at the period they concern;
 * missing monthly reports: a service that reported before, whose agrément still runs,
-  and that sent nothing for a month in which other services reported;
+  that was not absorbed by another (register ``absorbed_by``: then nothing is expected after
+  its last report), and that sent nothing for a month in which other services reported;
 * size jumps without a declared merger: workers followed more than ``jump_ratio`` times
   (or less than 1/``jump_ratio`` times) the median of the previous months, with no merger
   declared in the register around that month. The service-month is kept out of the
@@ -83,6 +84,9 @@ class MissingReports(Detector):
         svc = panel.services.reindex(present.columns)
         end = pd.to_datetime(svc["agrement_end"], errors="coerce")
         end_idx = (end.dt.year * 12 + end.dt.month - 1).fillna(10**9).to_numpy()
+        last = present[::-1].idxmax(axis=0)  # last month each service reported
+        absorbed = svc.get("absorbed_by", pd.Series(None, index=svc.index)).fillna("").astype(str).str.len() > 0
+        end_idx = np.where(absorbed.to_numpy(), np.minimum(end_idx, last.to_numpy()), end_idx)
         m = present.index.to_numpy()[:, None]
         expected = (m > first.to_numpy()[None, :]) & (m <= end_idx[None, :]) & reporting.to_numpy()[:, None]
         missing = pd.DataFrame(expected & ~present.to_numpy(), index=present.index, columns=present.columns)

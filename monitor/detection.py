@@ -62,6 +62,19 @@ def run_detectors(panel: Panel, months: np.ndarray, detectors=None, progress: Pr
     return pd.concat(out, ignore_index=True) if out else empty_findings()
 
 
+def default_target(panel: Panel) -> int:
+    """The latest month with monthly data (an annual value for the current year must not push
+    detection into months nobody has reported yet); the latest period otherwise."""
+    obs = panel.observations
+    monthly = obs.loc[obs["period_kind"] == "M", "month_index"]
+    return int(monthly.max()) if len(monthly) else int(panel.last_month)
+
+
+def reported_by_month(panel: Panel) -> dict[int, set[str]]:
+    obs = panel.observations[["month_index", "service_id"]].drop_duplicates()
+    return {int(m): set(g["service_id"]) for m, g in obs.groupby("month_index")}
+
+
 def _state(session) -> DetectionState:
     st = session.get(DetectionState, 1)
     if st is None:
@@ -96,7 +109,7 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
     panel = load_panel(engine, upto_month=as_of_idx)
     if panel.last_month is None:
         return summary
-    target = as_of_idx if as_of_idx is not None else panel.last_month
+    target = as_of_idx if as_of_idx is not None else default_target(panel)
     with db.session_scope(engine) as s:
         st = _state(s)
         start = panel.months.min() if st.last_month_index is None else st.last_month_index + 1
@@ -111,7 +124,8 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
         findings = run_detectors(panel, months, detectors, progress)
         findings = findings[findings["month_index"].isin(months)]
         _store_findings(s.connection(), run.id, findings)
-        stats = apply_findings(s, combine_findings(findings), months, resolve_after=resolve_after)
+        stats = apply_findings(s, combine_findings(findings), months, resolve_after=resolve_after,
+                               reported=reported_by_month(panel))
         st.last_month_index = int(target)
         st.updated_at = utcnow()
         run.status, run.finished_at, run.findings = "ok", utcnow(), len(findings)

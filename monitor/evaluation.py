@@ -119,7 +119,7 @@ def evaluate_dir(data_dir: Path, name: str, detectors=None, workdir: Path | None
         load_dataset(engine, data_dir)
         with engine.connect() as conn:
             n_services = conn.execute(sa.text("select count(*) from services")).scalar_one()
-            span = conn.execute(sa.text("select min(month_index), max(month_index) from observations")).one()
+            span = conn.execute(sa.text("select min(month_index), max(month_index) from observations where period_kind = 'M'")).one()
         engine.dispose()
         n_months = int(span[1] - span[0] + 1)
         cats, kinds = GROUPS["statistique"]

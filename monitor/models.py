@@ -62,6 +62,7 @@ class Service(Base):
     max_workers_per_physician_fte: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     cotisation_per_worker: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     merger_periods: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    absorbed_by: Mapped[str | None] = mapped_column(sa.String(14), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
@@ -328,3 +329,16 @@ class JobRun(Base):
     attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
     counts: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class UserEvent(Base):
+    """Append-only audit log of account creation and changes (migration 0003)."""
+    __tablename__ = "user_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(254))
+    kind: Mapped[str] = mapped_column(sa.String(30))     # created, role, regions, digest, ...
+    from_value: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    to_value: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    comment: Mapped[str | None] = mapped_column(sa.Text, nullable=True)

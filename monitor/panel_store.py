@@ -14,6 +14,13 @@ def load_services(conn: sa.Connection) -> pd.DataFrame:
     return df.set_index("service_id", drop=False).rename_axis(None)
 
 
+def _frame(conn: sa.Connection, statement, columns: list[str]) -> pd.DataFrame:
+    """Rows of a select as a DataFrame, fetched through the DBAPI cursor (much faster than Row objects)."""
+    result = conn.execute(statement)
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
 def load_panel(engine: sa.Engine, upto_month: int | None = None) -> Panel:
     o = Observation.__table__
     q = Quarantine.__table__
@@ -21,15 +28,17 @@ def load_panel(engine: sa.Engine, upto_month: int | None = None) -> Panel:
         sel = sa.select(*[o.c[c] for c in OBS_COLUMNS]).where(o.c.is_current.is_(True))
         if upto_month is not None:
             sel = sel.where(o.c.month_index <= upto_month)
-        obs = pd.DataFrame(conn.execute(sel).all(), columns=OBS_COLUMNS)
+        obs = _frame(conn, sel, OBS_COLUMNS)
         qsel = sa.select(q.c.service_id, q.c.indicator, q.c.period, q.c.month_index,
                          q.c.reason_code, q.c.reason, q.c.raw).where(q.c.month_index.is_not(None))
         if upto_month is not None:
             qsel = qsel.where(q.c.month_index <= upto_month)
-        quar = pd.DataFrame(conn.execute(qsel).all(),
-                            columns=["service_id", "indicator", "period", "month_index", "reason_code", "reason", "raw"])
+        quar = _frame(conn, qsel, ["service_id", "indicator", "period", "month_index", "reason_code", "reason", "raw"])
         services = load_services(conn)
-    quar["raw_value"] = [r.get("value") if isinstance(r, dict) else None for r in quar["raw"]]
+    import json
+
+    raws = [json.loads(r) if isinstance(r, str) else r for r in quar["raw"]]
+    quar["raw_value"] = [r.get("value") if isinstance(r, dict) else None for r in raws]
     quar = quar.drop(columns="raw")
     for c in ("service_id", "indicator", "period", "period_kind"):
         if c in obs:

@@ -8,7 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from monitor import db
-from monitor.models import Service, ServiceDepartment
+from monitor.models import Service, ServiceDepartment, utcnow
 from monitor.periods import parse_periods
 from monitor.readers import formula_mask, parse_numbers, read_table
 from monitor.reference import REGIONS
@@ -17,7 +17,7 @@ from monitor.siret import luhn_valid_series
 REQUIRED = ["service_id", "name", "region_code", "departments", "workers_followed",
             "companies", "agrement_end"]
 OPTIONAL = ["agrement_start", "certification_level", "certification_end",
-            "max_workers_per_physician_fte", "cotisation_per_worker", "merger_periods"]
+            "max_workers_per_physician_fte", "cotisation_per_worker", "merger_periods", "absorbed_by"]
 
 
 @dataclass
@@ -62,6 +62,7 @@ def load_register(engine: sa.Engine, path: str | Path) -> RegisterReport:
     fee = parse_numbers(df["cotisation_per_worker"])
     deps = df["departments"].astype(str).str.replace(r"\s", "", regex=True).str.upper()
     mergers = df["merger_periods"].astype(str).str.strip()
+    absorbed = normalise_siret(df["absorbed_by"]).where(df["absorbed_by"].astype(str).str.strip().ne(""), "")
 
     checks = [
         (formula_mask(df, ["service_id", "name", "region_code", "departments"]),
@@ -84,6 +85,7 @@ def load_register(engine: sa.Engine, path: str | Path) -> RegisterReport:
     merger_ok = mergers.eq("") | mergers.str.split(";").map(
         lambda parts: parse_periods(pd.Series(parts))["period"].notna().all())
     checks.append((~merger_ok, "périodes de fusion illisibles (AAAA-MM séparées par « ; »)"))
+    checks.append((absorbed.ne("") & ~luhn_valid_series(absorbed), "SIRET du service absorbant (absorbed_by) invalide"))
     reason = pd.Series(None, index=df.index, dtype=object)
     for mask, text in checks:
         reason = reason.where(reason.notna() | ~mask.fillna(True).astype(bool), text)
@@ -111,6 +113,8 @@ def load_register(engine: sa.Engine, path: str | Path) -> RegisterReport:
                 max_workers_per_physician_fte=opt(ceiling, i),
                 cotisation_per_worker=opt(fee, i),
                 merger_periods=mergers[i] or None,
+                absorbed_by=absorbed[i] or None,
+                updated_at=utcnow(),
             )
             s.merge(svc)
             s.execute(sa.delete(ServiceDepartment).where(ServiceDepartment.service_id == sid))
