@@ -33,6 +33,11 @@ class App:
         return engine
 
 
+class UnreadableFile(CliError):
+    """A file that cannot be read at all: exit status 2, as for ``ingest``."""
+    exit_code = 2
+
+
 pass_app = click.make_pass_decorator(App)
 
 
@@ -70,7 +75,7 @@ def services_load(app: App, file: str) -> None:
     try:
         report = load_register(app.ready_engine(), file)
     except InputFileError as exc:
-        raise CliError(str(exc), ) from exc
+        raise UnreadableFile(str(exc)) from exc
     click.echo(f"{report.file} : {report.inserted} service(s) ajouté(s), {report.updated} mis à jour, "
                f"{len(report.rejected)} ligne(s) rejetée(s)")
     for line, reason in report.rejected:
@@ -100,8 +105,10 @@ def ingest(app: App, files: tuple[str, ...], source: str) -> None:
 @cli.command()
 @click.option("--as-of", "as_of", metavar="PERIODE", default=None,
               help="Dernière période à traiter (AAAA-MM) ; par défaut la plus récente.")
+@click.option("--resolve-after", "resolve_after", type=click.IntRange(1, 24), default=3, show_default=True,
+              help="Nombre de périodes normales avant qu'une alerte soit résolue d'elle-même.")
 @pass_app
-def detect(app: App, as_of: str | None) -> None:
+def detect(app: App, as_of: str | None, resolve_after: int = 3) -> None:
     """Lance tous les détecteurs période par période et met à jour les alertes."""
     from monitor.detection import run_detection
     from monitor.periods import PeriodError
@@ -112,7 +119,7 @@ def detect(app: App, as_of: str | None) -> None:
         click.echo(f"  [{done}/{total}] {label}", err=True)
 
     try:
-        summary = run_detection(engine, as_of=as_of, progress=progress)
+        summary = run_detection(engine, as_of=as_of, progress=progress, resolve_after=resolve_after)
     except PeriodError as exc:
         raise CliError(str(exc)) from exc
     click.echo(summary.summary_fr())
@@ -127,14 +134,20 @@ def alerts() -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--status", default=None, help="open, acknowledged, follow_up, dismissed ou resolved.")
 @click.option("--region", default=None, help="Code INSEE de la région (ex. 84).")
+@click.option("--as", "as_user", default=None, metavar="EMAIL",
+              help="N'exporte que les régions de cet utilisateur (droits vérifiés).")
 @pass_app
-def alerts_export(app: App, fmt: str, status: str | None, region: str | None) -> None:
+def alerts_export(app: App, fmt: str, status: str | None, region: str | None, as_user: str | None = None) -> None:
     """Écrit les alertes sur la sortie standard (CSV ou JSON)."""
-    from alerts.export import ExportError, export_alerts
+    from alerts.errors import ServiceError
+    from alerts.export import ExportError, export_alerts, export_alerts_for
 
     try:
-        text = export_alerts(app.ready_engine(), fmt=fmt, status=status, region=region)
-    except ExportError as exc:
+        if as_user:
+            text = export_alerts_for(app.ready_engine(), as_user, fmt=fmt, status=status, region=region)
+        else:
+            text = export_alerts(app.ready_engine(), fmt=fmt, status=status, region=region)
+    except (ExportError, ServiceError) as exc:
         raise CliError(str(exc)) from exc
     click.echo(text, nl=False)
 
@@ -206,6 +219,52 @@ def evaluate(seed: tuple[int, ...], n_services: int | None, n_months: int | None
     from monitor.evaluation import evaluate_cli
 
     evaluate_cli(seeds=list(seed), n_services=n_services, n_months=n_months, echo=click.echo)
+
+
+@cli.command()
+@click.option("--config", "config", metavar="FICHIER", default=None,
+              help="Fichier de configuration TOML des sources (sinon $SPSTI_MONITOR_CONFIG).")
+@click.option("--once", is_flag=True, help="Lance chaque tâche une fois (sources, détection, synthèses) puis s'arrête.")
+@pass_app
+def schedule(app: App, config: str | None, once: bool) -> None:
+    """Lance les tâches périodiques : collecte des sources, détection, synthèses."""
+    from monitor import scheduler as sched
+    from monitor.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config)
+        engine = db.get_engine(settings.resolved_database_url(app.url))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    db.require_schema(engine)
+    if not once:
+        sys.exit(sched.serve(engine, settings, echo=click.echo))
+    outcomes = sched.run_once(engine, settings)
+    for outcome in outcomes:
+        click.echo(outcome.summary_fr())
+    failed = [o.job_id for o in outcomes if o.outcome == "error"]
+    if failed:
+        raise CliError(f"{len(failed)} tâche(s) en échec : {', '.join(failed)} (détail : « spsti-monitor jobs »)")
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
+              help="Nombre d'exécutions affichées.")
+@click.option("--job", "job_id", default=None, help="Une seule tâche (ex. source:depot-sftp, detect, digest).")
+@pass_app
+def jobs(app: App, limit: int, job_id: str | None) -> None:
+    """Liste les dernières exécutions des tâches périodiques et les prochaines prévues."""
+    from monitor.jobs import format_runs_fr, recent_runs, scheduled_jobs
+
+    engine = app.ready_engine()
+    click.echo(format_runs_fr(recent_runs(engine, limit, job_id), scheduled_jobs(engine)), nl=False)
+
+
+# Triage, follow-ups and digests: alerts list/show/history/ack/assign/comment/snooze/dismiss/
+# reopen, followups add/list/update/export, digest send (alerts/cli_commands.py).
+from alerts.cli_commands import register as _register_alert_commands  # noqa: E402
+
+_register_alert_commands(cli, alerts)
 
 
 def main() -> None:

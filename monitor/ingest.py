@@ -64,6 +64,8 @@ class IngestReport:
                     f"acceptées 0, rejetées 0, inchangées {self.unchanged}")
         text = (f"{self.file} : acceptées {self.accepted}, rejetées {self.rejected}, "
                 f"inchangées {self.unchanged}")
+        if self.rows == 0:
+            text += " (aucune ligne de données sous l'en-tête)"
         if self.reasons:
             text += " (" + "; ".join(f"{REASONS[k]} : {v}" for k, v in
                                      sorted(self.reasons.items(), key=lambda kv: -kv[1])) + ")"
@@ -161,10 +163,24 @@ def _current_observations(conn: sa.Connection, rows: pd.DataFrame) -> pd.DataFra
          .where(t.c.is_current.is_(True))
          .where(t.c.month_index.between(int(rows["month_index"].min()), int(rows["month_index"].max())))
          .where(t.c.indicator.in_(sorted(rows["indicator"].unique()))))
-    cur = pd.DataFrame(conn.execute(q).all(), columns=_CUR_COLUMNS)
-    for c in _CUR_COLUMNS[3:]:
-        cur[c] = cur[c].astype(float)
-    return cur
+    found = conn.execute(q).all()
+    columns = list(zip(*found)) if found else [()] * len(_CUR_COLUMNS)
+    return pd.DataFrame({c: pd.Series(list(v), dtype=object if i < 3 else float)
+                         for i, (c, v) in enumerate(zip(_CUR_COLUMNS, columns))})
+
+
+def _supersede(conn: sa.Connection, ids: list[int]) -> None:
+    """The current versions ``ids`` lose ``is_current`` (their data are kept)."""
+    if not ids:
+        return
+    t = Observation.__table__
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        # one statement with an array parameter instead of thousands of placeholders
+        name = conn.dialect.identifier_preparer.format_table(t)
+        conn.exec_driver_sql(f"UPDATE {name} SET is_current = false WHERE id = ANY(%(ids)s)", {"ids": ids})
+        return
+    for chunk in range(0, len(ids), 5000):
+        conn.execute(sa.update(t).where(t.c.id.in_(ids[chunk:chunk + 5000])).values(is_current=False))
 
 
 def _same(a: pd.Series, b: pd.Series) -> pd.Series:
@@ -202,7 +218,8 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, columns: list[str], rows:
     conn.execute(sa.insert(table), [dict(zip(columns, r)) for r in rows])
 
 
-def _quarantine_rows(table: RawTable, rows: pd.DataFrame, bad: pd.DataFrame, submission_id: int) -> list[dict]:
+def _quarantine_rows(table: RawTable, bad: pd.DataFrame, submission_id: int) -> list[dict]:
+    """Quarantine records: rows of the wrong shape, then the rows ``validate`` rejected."""
     now = utcnow()
     out = [{"submission_id": submission_id, "row_number": int(line), "raw": {"cells": cells},
             "reason_code": "bad_shape", "reason": REASONS["bad_shape"],
@@ -267,7 +284,7 @@ def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> Ing
         report.submission_id = sub.id
         conn = s.connection()
 
-        quarantine = _quarantine_rows(table, rows, rows[rows["reason"].notna()], sub.id)
+        quarantine = _quarantine_rows(table, rows[rows["reason"].notna()], sub.id)
         _insert_quarantine(conn, quarantine)
         report.rejected = len(quarantine)
         reasons = pd.Series([r["reason_code"] for r in quarantine], dtype=object).value_counts()
@@ -283,13 +300,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> Ing
         report.unchanged += int(same.sum())
         new = merged[~same]
         if len(new):
-            superseded = new["id"].dropna().astype(int).tolist()
             t = Observation.__table__
-            for chunk in range(0, len(superseded), 5000):
-                conn.execute(sa.update(t).where(t.c.id.in_(superseded[chunk:chunk + 5000]))
-                             .values(is_current=False))
-            # sorted on the unique index's key: B-tree inserts in order are about twice as fast
-            #new = new.sort_values(["service_id", "indicator", "period"], kind="stable")
+            _supersede(conn, new["id"].dropna().astype(int).tolist())
             n_new = len(new)
             columns = ["service_id", "indicator", "period", "period_kind", "month_index", "value",
                        "numerator", "denominator", "version", "is_current", "submission_id", "row_number"]

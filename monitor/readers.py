@@ -85,7 +85,8 @@ def read_table(path: str | Path, required: list[str]) -> RawTable:
     else:
         table = _read_csv(data, path)
     table.checksum = digest
-    dupes = sorted({c for c in table.frame.columns if list(table.frame.columns).count(c) > 1})
+    names = [c for c in table.frame.columns if c]          # unnamed (empty) columns are ignored
+    dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
         raise InputFileError(f"{path.name} : colonne(s) en double dans l'en-tête : {', '.join(dupes)}")
     missing = [c for c in required if c not in table.frame.columns]
