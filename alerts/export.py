@@ -66,3 +66,16 @@ def export_alerts(engine: sa.Engine, fmt: str = "csv", status: str | None = None
     if fmt == "csv":
         return to_csv(rows)
     raise ExportError(f"format inconnu : {fmt} (csv ou json)")
+
+
+def export_alerts_for(engine: sa.Engine, actor, fmt: str = "csv", status: str | None = None,
+                      region: str | None = None) -> str:
+    """:func:`export_alerts` as a signed-in user: only their regions (alerts.access rules)."""
+    from alerts.access import readable_regions, resolve_actor
+    from monitor import db
+
+    with db.session_scope(engine) as s:
+        who = resolve_actor(s, actor)
+        regions = readable_regions(who, region) if region is not None else who.regions
+    return export_alerts(engine, fmt=fmt, status=status, region=region,
+                         regions=list(regions) if regions is not None else None)
