@@ -110,7 +110,7 @@ def ingest(app: App, files: tuple[str, ...], source: str) -> None:
 @pass_app
 def detect(app: App, as_of: str | None, resolve_after: int = 3) -> None:
     """Lance tous les détecteurs période par période et met à jour les alertes."""
-    from monitor.detection import run_detection
+    from monitor.detection import DetectionBusy, run_detection
     from monitor.periods import PeriodError
 
     engine = app.ready_engine()
@@ -120,7 +120,7 @@ def detect(app: App, as_of: str | None, resolve_after: int = 3) -> None:
 
     try:
         summary = run_detection(engine, as_of=as_of, progress=progress, resolve_after=resolve_after)
-    except PeriodError as exc:
+    except (PeriodError, DetectionBusy) as exc:
         raise CliError(str(exc)) from exc
     click.echo(summary.summary_fr())
 

@@ -75,14 +75,6 @@ def reported_by_month(panel: Panel) -> dict[int, set[str]]:
     return {int(m): set(g["service_id"]) for m, g in obs.groupby("month_index")}
 
 
-def _state(session) -> DetectionState:
-    st = session.get(DetectionState, 1)
-    if st is None:
-        st = DetectionState(id=1, last_month_index=None)
-        session.add(st)
-    return st
-
-
 def _store_findings(conn: sa.Connection, run_id: int, findings: pd.DataFrame) -> None:
     if findings.empty:
         return
@@ -101,8 +93,36 @@ def _store_findings(conn: sa.Connection, run_id: int, findings: pd.DataFrame) ->
         conn.execute(sa.insert(Finding.__table__), records[i:i + 20000])
 
 
+class DetectionBusy(RuntimeError):
+    """Another detection run or people's edits kept this one from committing."""
+
+
+def _claim_state(session) -> DetectionState:
+    """Lock the detection state row for this transaction (SQLite: take the write lock now)."""
+    if session.get(DetectionState, 1) is None:
+        session.add(DetectionState(id=1, last_month_index=None))
+        session.flush()
+    session.execute(sa.update(DetectionState).where(DetectionState.id == 1).values(updated_at=utcnow()))
+    return session.scalars(sa.select(DetectionState).where(DetectionState.id == 1)
+                           .with_for_update().execution_options(populate_existing=True)).one()
+
+
+def _last_processed(engine: sa.Engine) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(DetectionState.last_month_index).where(DetectionState.id == 1)).scalar()
+
+
 def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progress | None = None,
-                  detectors=None, resolve_after: int = 3) -> DetectionSummary:
+                  detectors=None, resolve_after: int = 3, attempts: int = 3) -> DetectionSummary:
+    """Detect for every unprocessed month up to ``as_of`` (default: the latest month with data).
+
+    The statistics are computed without holding a transaction; the results are then written
+    in one short transaction that first locks the detection state. If another run advanced
+    the state meanwhile, or a person changed an alert being updated (optimistic lock), the
+    write is rolled back and retried, so nothing is applied twice or overwritten.
+    """
+    from sqlalchemy.orm.exc import StaleDataError
+
     t0 = time.perf_counter()
     summary = DetectionSummary()
     as_of_idx = parse_period(as_of)[2] if as_of else None
@@ -110,27 +130,39 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
     if panel.last_month is None:
         return summary
     target = as_of_idx if as_of_idx is not None else default_target(panel)
-    with db.session_scope(engine) as s:
-        st = _state(s)
-        start = panel.months.min() if st.last_month_index is None else st.last_month_index + 1
+    for attempt in range(1, attempts + 1):
+        last = _last_processed(engine)
+        start = int(panel.months.min()) if last is None else last + 1
         if start > target:
             summary.up_to_date = True
             return summary
         months = np.arange(start, target + 1)
-        run = DetectionRun(as_of=month_label(target), first_period=month_label(start),
-                           last_period=month_label(target), status="running", started_at=utcnow())
-        s.add(run)
-        s.flush()
         findings = run_detectors(panel, months, detectors, progress)
         findings = findings[findings["month_index"].isin(months)]
-        _store_findings(s.connection(), run.id, findings)
-        stats = apply_findings(s, combine_findings(findings), months, resolve_after=resolve_after,
-                               reported=reported_by_month(panel))
-        st.last_month_index = int(target)
-        st.updated_at = utcnow()
-        run.status, run.finished_at, run.findings = "ok", utcnow(), len(findings)
+        try:
+            with db.session_scope(engine) as s:
+                st = _claim_state(s)
+                if st.last_month_index != last:
+                    raise DetectionBusy("une autre détection a traité ces périodes entre-temps")
+                run = DetectionRun(as_of=month_label(target), first_period=month_label(start),
+                                   last_period=month_label(target), status="running", started_at=utcnow())
+                s.add(run)
+                s.flush()
+                _store_findings(s.connection(), run.id, findings)
+                stats = apply_findings(s, combine_findings(findings), months, resolve_after=resolve_after,
+                                       reported=reported_by_month(panel))
+                st.last_month_index = int(target)
+                st.updated_at = utcnow()
+                run.status, run.finished_at, run.findings = "ok", utcnow(), len(findings)
+        except (DetectionBusy, StaleDataError):
+            if attempt == attempts:
+                raise DetectionBusy("détection interrompue : les alertes ont été modifiées pendant le calcul "
+                                    "à plusieurs reprises ; relancez « detect »") from None
+            panel.cache.clear()
+            continue
         summary.first_month, summary.last_month, summary.months = int(start), int(target), len(months)
         summary.findings = findings["category"].value_counts().to_dict()
         summary.opened, summary.reopened, summary.resolved = stats.opened, stats.reopened, stats.resolved
+        break
     summary.seconds = time.perf_counter() - t0
     return summary

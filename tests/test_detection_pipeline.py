@@ -150,3 +150,29 @@ def test_safe_cell_neutralises_formulas():
     assert safe_cell("@SUM(A1)") == "'@SUM(A1)"
     assert safe_cell("Service") == "Service"
     assert safe_cell(-3.5) == -3.5
+
+
+def test_concurrent_detection_runs_do_not_apply_twice(engine, tmp_path):
+    """A second run that finishes while the first computes: the first notices and retries."""
+    _panel(tmp_path)
+    _load(engine, tmp_path)
+    reference = f"sqlite:///{tmp_path / 'ref.db'}"
+    from monitor import db, schema
+
+    ref = db.get_engine(reference)
+    schema.init(ref)
+    _load(ref, tmp_path)
+    run_detection(ref)
+    calls = {"n": 0}
+
+    def progress(i, n, name):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            run_detection(engine)          # "another process" completes meanwhile
+
+    summary = run_detection(engine, progress=progress)
+    assert summary.up_to_date
+    assert _openings(engine) == _openings(ref)
+    with engine.connect() as c:
+        n_runs = c.execute(sa.text("select count(*) from detection_runs")).scalar_one()
+    assert n_runs == 1
