@@ -22,7 +22,7 @@ from alerts import timefmt
 from alerts.access import actor_display, eligible_assignee, readable_regions, require_read, require_write, resolve_actor
 from alerts.errors import ConcurrentModification, InvalidAction, NotFound
 from alerts.safe_csv import safe_cell
-from alerts.triage import MAX_TEXT, check_version, conflict_message, mark_follow_up
+from alerts.triage import check_version, clean_text, conflict_message, mark_follow_up
 from monitor import db
 from monitor.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
 
@@ -106,17 +106,6 @@ def _check_due(kind: FollowUpKind, due: date | None, start: date, today: date) -
                 f"Le délai d'une demande de mise en conformité ne peut dépasser {kind.max_months} mois "
                 f"(art. {kind.legal_reference} du code du travail) : échéance au plus tard le "
                 f"{timefmt.fr_date(limit)}.")
-
-
-def _text(value: str | None, what: str, required: bool = False) -> str | None:
-    value = (value or "").strip()
-    if not value:
-        if required:
-            raise InvalidAction(f"{what} est obligatoire.")
-        return None
-    if len(value) > MAX_TEXT:
-        raise InvalidAction(f"{what} est trop long ({len(value)} caractères, {MAX_TEXT} au plus).")
-    return value
 
 
 # --------------------------------------------------------------------------- reading
@@ -244,7 +233,7 @@ def create_follow_up(engine: sa.Engine, actor, alert_ids: list[int], kind: str, 
     """
     today = today or timefmt.today()
     k = _kind(kind)
-    notes = _text(notes, "Les notes")
+    notes = clean_text(notes, "Les notes")
     alert_ids = sorted(set(int(a) for a in alert_ids))
     if not alert_ids:
         raise InvalidAction("Une suite porte sur au moins une alerte.")
@@ -313,7 +302,7 @@ def update_follow_up(engine: sa.Engine, actor, follow_up_id: int, expected_versi
     Abandoning a follow-up needs a comment saying why.
     """
     today = today or timefmt.today()
-    comment = _text(comment, "Le commentaire")
+    comment = clean_text(comment, "Le commentaire")
     if status is not None and status not in STATUSES:
         raise InvalidAction(f"Statut de suite inconnu : {status} (attendu : {', '.join(STATUSES)}).")
     if status == "abandonnee" and not comment:
@@ -348,7 +337,7 @@ def update_follow_up(engine: sa.Engine, actor, follow_up_id: int, expected_versi
                                 due_date.isoformat()))
                 fu.due_date = due_date
             if notes is not _UNSET:
-                notes = _text(notes, "Les notes")
+                notes = clean_text(notes, "Les notes")
                 if notes != fu.notes:
                     changes.append(("notes", fu.notes, notes))
                     fu.notes = notes

@@ -308,7 +308,8 @@ def _change(engine: sa.Engine, actor, alert_id: int, expected_version: int | Non
     return get_alert(engine, actor, alert_id)
 
 
-def _text(value: str | None, what: str, required: bool) -> str | None:
+def clean_text(value: str | None, what: str, required: bool = False) -> str | None:
+    """Strip a person's text; refuse it empty when required, or longer than MAX_TEXT."""
     value = (value or "").strip()
     if not value:
         if required:
@@ -329,7 +330,7 @@ def _require_status(alert: Alert, allowed: tuple[str, ...], action: str) -> None
 def acknowledge(engine: sa.Engine, actor, alert_id: int, expected_version: int | None,
                 comment: str | None = None) -> AlertView:
     """Prise en charge: open → acknowledged."""
-    comment = _text(comment, "Le commentaire", False)
+    comment = clean_text(comment, "Le commentaire", False)
 
     def mutate(s, who, a, region, now):
         _require_status(a, ("open",), "prendre en charge")
@@ -342,7 +343,7 @@ def acknowledge(engine: sa.Engine, actor, alert_id: int, expected_version: int |
 def assign(engine: sa.Engine, actor, alert_id: int, expected_version: int | None,
            assignee_id: int | None, comment: str | None = None) -> AlertView:
     """Give the alert to an agent of its region (None: nobody). Agents may only take it themselves."""
-    comment = _text(comment, "Le commentaire", False)
+    comment = clean_text(comment, "Le commentaire", False)
 
     def mutate(s, who, a, region, now):
         _require_status(a, ("open", "acknowledged", "follow_up"), "attribuer")
@@ -365,7 +366,7 @@ def assign(engine: sa.Engine, actor, alert_id: int, expected_version: int | None
 
 def comment(engine: sa.Engine, actor, alert_id: int, text: str) -> AlertView:
     """Add a comment; it changes nothing else, so it needs no version and never conflicts."""
-    text = _text(text, "Le commentaire", True)
+    text = clean_text(text, "Le commentaire", True)
     with db.session_scope(engine) as s:
         who = resolve_actor(s, actor)
         alert, region = _load_for_change(s, alert_id)
@@ -379,7 +380,7 @@ def snooze(engine: sa.Engine, actor, alert_id: int, expected_version: int | None
            reason: str, today: date | None = None) -> AlertView:
     """Hide the alert from the queue until ``until`` (exclusive): it comes back by itself that day."""
     today = today or timefmt.today()
-    reason = _text(reason, "Le motif de la mise en sourdine", True)
+    reason = clean_text(reason, "Le motif de la mise en sourdine", True)
     if not isinstance(until, date) or isinstance(until, datetime):
         raise InvalidAction("La date de fin de mise en sourdine doit être une date (AAAA-MM-JJ).")
     if until <= today:
@@ -402,7 +403,7 @@ def unsnooze(engine: sa.Engine, actor, alert_id: int, expected_version: int | No
              comment: str | None = None, today: date | None = None) -> AlertView:
     """End a snooze before its date."""
     today = today or timefmt.today()
-    comment = _text(comment, "Le commentaire", False)
+    comment = clean_text(comment, "Le commentaire", False)
 
     def mutate(s, who, a, region, now):
         if a.snoozed_until is None or a.snoozed_until <= today:
@@ -426,7 +427,7 @@ def dismiss(engine: sa.Engine, actor, alert_id: int, expected_version: int | Non
     if reason not in DISMISS_REASONS:
         choices = ", ".join(f"{k} ({v})" for k, v in DISMISS_REASONS.items())
         raise InvalidAction(f"Motif de classement inconnu : {reason} (motifs : {choices}).")
-    comment = _text(comment, "Le commentaire du classement", True)
+    comment = clean_text(comment, "Le commentaire du classement", True)
 
     def mutate(s, who, a, region, now):
         _require_status(a, ("open", "acknowledged", "follow_up", "resolved"), "classer")
@@ -444,7 +445,7 @@ def dismiss(engine: sa.Engine, actor, alert_id: int, expected_version: int | Non
 
 def reopen(engine: sa.Engine, actor, alert_id: int, expected_version: int | None, comment: str) -> AlertView:
     """Manual reopening of a dismissed or resolved alert, with the reason why."""
-    comment = _text(comment, "Le motif de la réouverture", True)
+    comment = clean_text(comment, "Le motif de la réouverture", True)
 
     def mutate(s, who, a, region, now):
         _require_status(a, ("dismissed", "resolved"), "rouvrir")
