@@ -138,6 +138,15 @@ def _admin(session, actor):
     return who
 
 
+def create_user(engine: sa.Engine, actor, **fields) -> User:
+    """Create an account on behalf of a signed-in administrator (the dashboard's path).
+
+    ``add_user`` itself is the operator's path (CLI, demo) and checks no role."""
+    with db.session_scope(engine) as s:
+        who = _admin(s, actor)
+    return add_user(engine, actor=who.email, **fields)
+
+
 def list_users(engine: sa.Engine, actor) -> list[UserView]:
     """Every account (administrators only)."""
     now = datetime.now(timezone.utc)

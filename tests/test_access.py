@@ -178,3 +178,19 @@ def test_user_administration_is_admin_only_and_audited(engine, tmp_path):
 def _user_events(engine):
     with engine.connect() as c:
         return c.execute(sa.select(sa.func.count()).select_from(UserEvent)).scalar_one()
+
+
+def test_only_an_administrator_creates_accounts_from_the_dashboard(sqlite_engine):
+    from alerts.errors import AccessDenied
+    from monitor.users import add_user, authenticate, create_user
+
+    add_user(sqlite_engine, email="chef@dreets.fr", name="Admin", role="admin", password="mot-de-passe-admin")
+    add_user(sqlite_engine, email="agent@dreets.fr", name="Agent", role="agent", regions="84",
+             password="mot-de-passe-agent")
+    with pytest.raises(AccessDenied):
+        create_user(sqlite_engine, "agent@dreets.fr", email="intrus@dreets.fr", name="Intrus", role="admin",
+                    password="mot-de-passe-intrus")
+    assert authenticate(sqlite_engine, "intrus@dreets.fr", "mot-de-passe-intrus")[0] is None
+    created = create_user(sqlite_engine, "chef@dreets.fr", email="new@dreets.fr", name="Nouvelle", role="manager",
+                          regions="93", password="mot-de-passe-neuf")
+    assert created.role == "manager" and created.regions == "93"

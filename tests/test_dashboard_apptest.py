@@ -1,73 +1,630 @@
-"""The dashboard under streamlit.testing: sign-in, region scoping of the alert queue."""
+"""The dashboard under streamlit.testing: every page for every role, region isolation of
+what each page sends to the browser, triage actions, follow-ups, administration, sign-in.
+
+The database is a small generated national panel (40 services, 24 months) run through the
+real ingest and detection, plus a few alerts opened by the real lifecycle so that both test
+regions (Auvergne-Rhône-Alpes 84 and PACA 93) have alerts with charts. It is built once per
+module; tests that write work on a copy.
+"""
 from __future__ import annotations
 
-import sys
+import shutil
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers import INDICATOR_COLUMNS, REGISTER_COLUMNS, indicator_rows, register_rows, write_csv  # noqa: E402
-
-from monitor.detection import run_detection  # noqa: E402
-from monitor.ingest import ingest_file  # noqa: E402
-from monitor.register import load_register  # noqa: E402
-from monitor.users import add_user  # noqa: E402
+from alerts import timefmt, triage
+from alerts.lifecycle import apply_findings
+from monitor import db
+from monitor.models import Alert, AlertEvent, FollowUp, FollowUpAlert, Service, User
+from monitor.users import add_user
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PASSWORD = "mot-de-passe-test"
+SEED = 7
+USERS = {
+    # role key: (email, name, role, regions)
+    "agent": ("agent84@dreets.test", "Alice Agent", "agent", "84"),
+    "manager": ("manager84@dreets.test", "Marie Responsable", "manager", "84"),
+    "agent93": ("agent93@dreets.test", "Paul Agent", "agent", "93"),
+    "national": ("dgt@travail.test", "Nadia DGT", "national", ""),
+    "admin": ("admin@dreets.test", "Adam Admin", "admin", ""),
+}
+ROLES = ("agent", "manager", "national", "admin")
+PAGES = ("views/queue.py", "views/alert.py", "views/service.py", "views/overview.py", "views/followups.py",
+         "views/data.py", "views/admin.py")
+
+
+@dataclass
+class DashWorld:
+    path: Path                                   # the SQLite file
+    services: pd.DataFrame                       # service_id, name, region_code
+    alerts: dict[str, list[int]] = field(default_factory=dict)   # region -> open alert ids (injected)
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def names(self, region: str, inside: bool = True) -> list[str]:
+        s = self.services
+        return s.loc[(s["region_code"] == region) == inside, "name"].tolist()
+
+    def sirets(self, region: str, inside: bool = True) -> list[str]:
+        s = self.services
+        return s.loc[(s["region_code"] == region) == inside, "service_id"].tolist()
+
+    def service(self, region: str) -> str:
+        return self.services.loc[self.services["region_code"] == region, "service_id"].iloc[0]
+
+
+def build_dashboard_db(base: Path, seed: int = SEED, n_services: int = 40, n_months: int = 24) -> DashWorld:
+    """A generated panel ingested and detected, users of every role, and open alerts in 84 and 93."""
+    from fixtures._io import write_panel
+    from fixtures.generate import generate
+    from monitor.datasets import load_dataset
+    from monitor.detection import run_detection
+
+    base.mkdir(parents=True, exist_ok=True)
+    write_panel(generate(seed=seed, n_services=n_services, n_months=n_months), base / "data")
+    path = base / "dashboard.db"
+    eng = db.get_engine(f"sqlite:///{path}")
+    load_dataset(eng, base / "data")
+    run_detection(eng)
+    for email, name, role, regions in USERS.values():
+        add_user(eng, email=email, name=name, role=role, regions=regions, password=PASSWORD)
+    with eng.connect() as conn:
+        services = pd.DataFrame(conn.execute(sa.select(Service.service_id, Service.name, Service.region_code)
+                                             .order_by(Service.service_id)).all(),
+                                columns=["service_id", "name", "region_code"])
+        last = conn.execute(sa.text("select max(month_index) from observations where period_kind = 'M'")).scalar()
+    world = DashWorld(path, services)
+    rows = []
+    for region, specs in (("84", [("vip_init_in_delay_rate", "peer_outlier", "high", 6.2),
+                                  ("sir_overdue_rate", "drift", "medium", 3.1)]),
+                          ("93", [("reprise_within_8d_rate", "peer_outlier", "high", 5.4)])):
+        sid = world.service(region)
+        for indicator, category, severity, score in specs:
+            rows.append(dict(service_id=sid, indicator=indicator, category=category, month_index=int(last),
+                             severity=severity, score=score, detectors="peer_funnel",
+                             explanation=f"Signal de test sur {indicator} (z ajusté {score:.1f})"))
+    with db.session_scope(eng) as s:
+        apply_findings(s, pd.DataFrame(rows), [int(last)])
+    with eng.connect() as conn:
+        for region in ("84", "93"):
+            world.alerts[region] = [r[0] for r in conn.execute(
+                sa.select(Alert.id).join(Service, Service.service_id == Alert.service_id)
+                .where(Service.region_code == region, Alert.status == "open", Alert.detectors == "peer_funnel",
+                       Alert.explanation.like("Signal de test%")).order_by(Alert.id))]
+    with eng.begin() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    eng.dispose()
+    db.get_engine.cache_clear()
+    return world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> DashWorld:
+    return build_dashboard_db(tmp_path_factory.mktemp("dashboard"))
 
 
 @pytest.fixture
-def dashboard_db(sqlite_engine, sqlite_url, tmp_path, monkeypatch):
-    svcs = register_rows(18, regions=("84", "93"))
-    rows = indicator_rows(svcs, [f"2025-{m:02d}" for m in range(1, 7)])
-    dropped = {svcs[0]["service_id"], svcs[1]["service_id"]}   # one service of each region stops reporting
-    rows = [r for r in rows if not (r["service_id"] in dropped and r["period"] == "2025-06")]
-    write_csv(tmp_path / "reg.csv", svcs, REGISTER_COLUMNS)
-    write_csv(tmp_path / "ind.csv", rows, INDICATOR_COLUMNS)
-    load_register(sqlite_engine, tmp_path / "reg.csv")
-    ingest_file(sqlite_engine, tmp_path / "ind.csv")
-    run_detection(sqlite_engine)
-    add_user(sqlite_engine, email="agent84@test.fr", name="Agent ARA", role="agent", regions="84", password=PASSWORD)
-    add_user(sqlite_engine, email="dgt@test.fr", name="DGT", role="national", password=PASSWORD)
-    monkeypatch.setenv("SPSTI_MONITOR_DB", sqlite_url)
-    return svcs
+def dash(world, monkeypatch) -> DashWorld:
+    """The module's database, read-only use."""
+    monkeypatch.setenv("SPSTI_MONITOR_DB", world.url)
+    return world
 
 
-def _login(email: str, password: str = PASSWORD) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
+@pytest.fixture
+def wdash(world, tmp_path, monkeypatch) -> DashWorld:
+    """A private copy of the module's database, for tests that write."""
+    path = tmp_path / "copy.db"
+    shutil.copy(world.path, path)
+    monkeypatch.setenv("SPSTI_MONITOR_DB", f"sqlite:///{path}")
+    return DashWorld(path, world.services, world.alerts)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def signed_in(role: str, page: str | None = None, **query) -> AppTest:
+    """The app with ``role``'s user signed in, on ``page`` with ``query`` parameters."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["user_email"] = USERS[role][0]
     at.run()
-    at.text_input[0].input(email)
-    at.text_input[1].input(password)
-    at.button[0].click()
-    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(page)
+        for k, v in query.items():
+            at.query_params[k] = str(v)
+        at.run()
     return at
 
 
-def test_login_required_and_wrong_password(dashboard_db):
-    at = AppTest.from_file(APP, default_timeout=30)
+def page_bytes(at: AppTest) -> bytes:
+    """Everything the page sends to the browser (texts, tables as Arrow, chart specs and data)."""
+    out: list[bytes] = []
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None and hasattr(proto, "SerializeToString"):
+            out.append(proto.SerializeToString())
+        children = getattr(node, "children", None) or {}
+        for child in children.values():
+            walk(child)
+
+    walk(at._tree)
+    return b"\n".join(out)
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in at.title] + [e.value for e in at.markdown] + [e.value for e in at.caption] \
+        + [e.value for e in at.info] + [e.value for e in at.error] + [e.value for e in at.warning] \
+        + [str(e.value) for e in at.metric] + [e.label for e in at.metric]
+    return "\n".join(map(str, parts))
+
+
+def table(at: AppTest, i: int = 0) -> pd.DataFrame:
+    return at.dataframe[i].value
+
+
+# --------------------------------------------------------------------------- sign-in
+
+def test_sign_in_required_wrong_password_then_success(dash):
+    at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception
     assert at.title[0].value.startswith("Supervision")
-    at = _login("agent84@test.fr", "faux")
+    assert not at.dataframe                       # nothing of the data before signing in
+    at.text_input[0].input("agent84@dreets.test")
+    at.text_input[1].input("faux-mot-de-passe")
+    at.button[0].click()
+    at.run()
     assert at.error and "incorrect" in at.error[0].value
-
-
-def test_agent_sees_only_own_region(dashboard_db):
-    svcs = dashboard_db
-    at = _login("agent84@test.fr")
+    at.text_input[1].input(PASSWORD)
+    at.button[0].click()
+    at.run()
     assert not at.exception
-    table = at.dataframe[0].value
-    assert len(table) >= 1
-    assert set(table["Région"]) == {"Auvergne-Rhône-Alpes"}
-    names_93 = {s["name"] for s in svcs if s["region_code"] == "93"}
-    assert not (set(table["Service"]) & names_93)
+    assert at.title[0].value == "File d'alertes"
+    assert "Alice Agent" in "\n".join(m.value for m in at.sidebar.markdown)
 
 
-def test_national_sees_all_regions(dashboard_db):
-    at = _login("dgt@test.fr")
+def test_lockout_after_repeated_failures_and_sign_out(wdash):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    for _ in range(5):
+        at.text_input[0].input("agent84@dreets.test")
+        at.text_input[1].input("mauvais")
+        at.button[0].click()
+        at.run()
+    at.text_input[1].input(PASSWORD)                  # even the right password is refused now
+    at.button[0].click()
+    at.run()
+    assert at.error and "verrouillé" in at.error[0].value
+    at = signed_in("manager", "views/queue.py")
+    assert at.title[0].value == "File d'alertes"
+    at.sidebar.button(key="sign_out").click().run()
+    assert at.title[0].value.startswith("Supervision")
+    assert not at.dataframe
+
+
+def test_digest_link_survives_sign_in(dash):
+    """/alerte?id=N (the digest links) shows the alert once the user has signed in."""
+    alert_id = dash.alerts["84"][0]
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/alert.py")
+    at.query_params["id"] = str(alert_id)
+    at.run()
+    assert at.title[0].value.startswith("Supervision")      # sign-in form first
+    at.text_input[0].input("agent84@dreets.test")
+    at.text_input[1].input(PASSWORD)
+    at.button[0].click()
+    at.run()
     assert not at.exception
-    regions = set(at.dataframe[0].value["Région"])
-    assert regions == {"Auvergne-Rhône-Alpes", "Provence-Alpes-Côte d'Azur"}
+    assert at.title[0].value.startswith(f"Alerte n° {alert_id}")
+
+
+def test_oidc_identity_mapped_to_local_account(dash, monkeypatch):
+    monkeypatch.setenv("SPSTI_MONITOR_AUTH", "oidc")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert any(b.label == "Se connecter avec ProConnect" for b in at.button)
+    assert not at.exception
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.user = {"is_logged_in": True, "email": "Agent84@dreets.test", "name": "Alice"}
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "File d'alertes"
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.user = {"is_logged_in": True, "email": "inconnu@exemple.fr"}
+    at.run()
+    assert at.error and "n'a pas d'accès" in at.error[0].value
+    assert not at.dataframe
+
+
+# --------------------------------------------------------------------------- every page, every role
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_runs_for_every_role(dash, role):
+    own_alert = dash.alerts["84"][0]
+    own_service = dash.service("84")
+    for page in PAGES:
+        query = {"id": own_alert} if page == "views/alert.py" else \
+            {"siret": own_service} if page == "views/service.py" else {}
+        if page == "views/admin.py" and role != "admin":
+            at = signed_in(role)
+            with pytest.raises(ValueError):          # not declared: unreachable
+                at.switch_page(page)
+            continue
+        at = signed_in(role, page, **query)
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert at.title, page
+        body = texts(at)
+        if page == "views/queue.py":
+            assert at.title[0].value == "File d'alertes"
+            assert len(table(at)) >= 1
+            assert "Gravité élevée" in body
+        elif page == "views/alert.py":
+            assert at.title[0].value.startswith(f"Alerte n° {own_alert}")
+            assert len(at.get("vega_lite_chart")) == 2              # series and funnel
+            assert "Historique" in [s.value for s in at.subheader]
+            has_actions = any(b.label == "Prendre en charge" for b in at.button)
+            assert has_actions == (role != "national")
+            if role == "national":
+                assert any("Lecture seule" in i.value for i in at.info)
+        elif page == "views/service.py":
+            assert at.title[0].value == dash.services.set_index("service_id").at[own_service, "name"]
+            assert own_service.encode() in page_bytes(at)
+            assert at.get("vega_lite_chart")                         # small multiples
+        elif page == "views/overview.py":
+            assert at.title[0].value == ("Vue nationale" if role in ("national", "admin") else "Vue régionale")
+            assert len(at.get("vega_lite_chart")) >= 2              # tile map and heat map
+        elif page == "views/followups.py":
+            assert at.title[0].value == "Suites"
+            assert at.get("download_button")
+        elif page == "views/data.py":
+            assert at.title[0].value == "Données"
+            assert len(table(at)) >= 1
+        elif page == "views/admin.py":
+            assert at.title[0].value == "Administration"
+            assert set(table(at)["Adresse"]) >= {u[0] for u in USERS.values()}
+
+
+def test_alert_page_for_every_kind_of_alert(dash):
+    """One alert of each (indicator, category) present: missing report, agrément, rules,
+    funnel and robust peer comparisons, drifts, data quality."""
+    with db.get_engine(dash.url).connect() as conn:
+        ids = [r[0] for r in conn.execute(sa.select(sa.func.min(Alert.id)).group_by(Alert.indicator, Alert.category))]
+    assert len(ids) >= 8
+    at = signed_in("national")
+    for alert_id in ids:
+        at.switch_page("views/alert.py")
+        at.query_params["id"] = str(alert_id)
+        at.run()
+        assert not at.exception, (alert_id, [e.value for e in at.exception])
+        assert at.title[0].value.startswith(f"Alerte n° {alert_id}")
+
+
+def test_navigation_declares_administration_only_for_admins(dash):
+    for role in ROLES:
+        at = signed_in(role)
+        try:
+            at.switch_page("views/admin.py")
+            declared = True
+        except ValueError:
+            declared = False
+        assert declared == (role == "admin"), role
+
+
+# --------------------------------------------------------------------------- region isolation
+
+def _own_and_foreign(world: DashWorld, region: str) -> tuple[list[str], list[str], list[str]]:
+    own = world.names(region)
+    foreign = [n for n in world.names(region, inside=False) if not any(n in o for o in own)]
+    return own, foreign, world.sirets(region, inside=False)
+
+
+def test_agent_pages_contain_no_trace_of_other_regions(dash):
+    """Everything the pages send (texts, tables, chart data) names only the agent's region's
+    services: other regions appear at most as anonymous grey points of a funnel plot."""
+    own, foreign_names, foreign_sirets = _own_and_foreign(dash, "84")
+    own_alert, own_service = dash.alerts["84"][0], dash.service("84")
+    seen_own = False
+    for page, query in [("views/queue.py", {}), ("views/alert.py", {"id": own_alert}), ("views/alert.py", {}),
+                        ("views/service.py", {"siret": own_service}), ("views/service.py", {}),
+                        ("views/overview.py", {}), ("views/followups.py", {}), ("views/data.py", {})]:
+        at = signed_in("agent", page, **query)
+        assert not at.exception, page
+        blob = page_bytes(at)
+        seen_own |= any(n.encode() in blob for n in own)
+        for name in foreign_names:
+            assert name.encode() not in blob, (page, name)
+        for siret in foreign_sirets:
+            assert siret.encode() not in blob, (page, siret)
+    assert seen_own      # the search does find names when they are there
+
+
+def test_out_of_region_addresses_are_refused(dash):
+    other_alert, other_service = dash.alerts["93"][0], dash.service("93")
+    at = signed_in("agent", "views/alert.py", id=other_alert)
+    assert at.error and "Accès refusé" in at.error[0].value
+    assert other_service.encode() not in page_bytes(at)
+    at = signed_in("agent", "views/service.py", siret=other_service)
+    assert at.error and "Accès refusé" in at.error[0].value
+    assert not at.get("vega_lite_chart")
+
+
+def test_funnel_shows_other_regions_anonymously(dash):
+    at = signed_in("agent", "views/alert.py", id=dash.alerts["84"][0])
+    charts = at.get("vega_lite_chart")
+    blob = b"".join(c.proto.SerializeToString() for c in charts)
+    assert dash.names("84")[0].encode() in blob or dash.service("84").encode() in blob
+    assert b"service d'une autre r" in blob             # the anonymous grey points' tooltip
+    for siret in dash.sirets("84", inside=False):
+        assert siret.encode() not in blob
+
+
+def test_national_sees_every_region(dash):
+    at = signed_in("national", "views/queue.py")
+    regions = set(table(at)["Région"])
+    assert {"Auvergne-Rhône-Alpes", "Provence-Alpes-Côte d'Azur"} <= regions
+
+
+# --------------------------------------------------------------------------- queue
+
+def test_queue_filters_and_counts(dash):
+    at = signed_in("national", "views/queue.py")
+    full = table(at)
+    at.multiselect(key="q_severities").set_value(["high"]).run()
+    high = table(at)
+    assert len(high) < len(full) and set(high["Gravité"]) == {"Élevée"}
+    assert at.metric[1].value == str(len(high))
+    at.multiselect(key="q_severities").set_value([])
+    at.multiselect(key="q_regions").set_value(["93"]).run()
+    assert set(table(at)["Région"]) == {"Provence-Alpes-Côte d'Azur"}
+    at.text_input(key="q_text").input(dash.names("93")[0]).run()
+    assert not at.exception
+    assert len(table(at)) >= 1
+
+
+def test_queue_assigned_to_me(wdash):
+    eng = db.get_engine(wdash.url)
+    alert_id = wdash.alerts["84"][0]
+    a = triage.get_alert(eng, USERS["agent"][0], alert_id)
+    with db.session_scope(eng) as s:
+        me = s.scalar(sa.select(User.id).where(User.email == USERS["agent"][0]))
+    triage.assign(eng, USERS["agent"][0], alert_id, a.version, me)
+    at = signed_in("agent", "views/queue.py")
+    at.toggle(key="q_mine").set_value(True).run()
+    assert list(table(at)["N°"]) == [alert_id]
+    assert set(table(at)["Attribuée à"]) == {"Alice Agent"}
+
+
+# --------------------------------------------------------------------------- alert actions
+
+def _form_button(at: AppTest, label: str):
+    for b in at.button:
+        if b.label == label:
+            return b
+    raise AssertionError(f"no button {label!r} among {[b.label for b in at.button]}")
+
+
+def test_acknowledge_then_follow_up_through_the_page(wdash):
+    alert_id = wdash.alerts["84"][0]
+    at = signed_in("agent", "views/alert.py", id=alert_id)
+    _form_button(at, "Prendre en charge").click().run()
+    assert not at.exception
+    assert any("prise en charge" in s.value for s in at.success)
+    eng = db.get_engine(wdash.url)
+    assert triage.get_alert(eng, USERS["agent"][0], alert_id).status == "acknowledged"
+    # then a follow-up: compliance request, due in two months
+    form_kind = [s for s in at.selectbox if s.label == "Type de suite"][0]
+    form_kind.set_value("mise_en_conformite")
+    [d for d in at.date_input if d.label == "Échéance"][0].set_value(timefmt.today() + timedelta(days=60))
+    [t for t in at.text_area if t.label == "Notes"][0].input("Demande adressée au président du service.")
+    _form_button(at, "Créer la suite").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("créée" in s.value for s in at.success), [e.value for e in at.error]
+    with eng.connect() as conn:
+        fu = conn.execute(sa.select(FollowUp.kind, FollowUp.notes, FollowUp.legal_reference)
+                          .join(FollowUpAlert, FollowUpAlert.follow_up_id == FollowUp.id)
+                          .where(FollowUpAlert.alert_id == alert_id)).one()
+        status = conn.execute(sa.select(Alert.status).where(Alert.id == alert_id)).scalar()
+        kinds = [k for (k,) in conn.execute(sa.select(AlertEvent.kind).where(AlertEvent.alert_id == alert_id)
+                                            .order_by(AlertEvent.id))]
+    assert fu.kind == "mise_en_conformite" and fu.legal_reference == "D4622-51"
+    assert status == "follow_up"
+    assert kinds[-2:] == ["acknowledged", "follow_up"]
+
+
+def test_compliance_request_beyond_six_months_is_refused(wdash):
+    at = signed_in("manager", "views/alert.py", id=wdash.alerts["84"][0])
+    [s for s in at.selectbox if s.label == "Type de suite"][0].set_value("mise_en_conformite")
+    [d for d in at.date_input if d.label == "Échéance"][0].set_value(timefmt.today() + timedelta(days=250))
+    _form_button(at, "Créer la suite").click().run()
+    assert at.error and "6 mois" in at.error[0].value
+
+
+def test_dismiss_needs_a_comment_and_records_the_reason(wdash):
+    alert_id = wdash.alerts["84"][1]
+    at = signed_in("manager", "views/alert.py", id=alert_id)
+    _form_button(at, "Classer l'alerte").click().run()
+    assert at.error and "obligatoire" in at.error[0].value
+    [s for s in at.selectbox if s.label == "Motif du classement"][0].set_value("erreur_donnees")
+    [t for t in at.text_area if t.label == "Commentaire (obligatoire)"][0].input("Valeur corrigée par le service.")
+    _form_button(at, "Classer l'alerte").click().run()
+    assert not at.error
+    with db.get_engine(wdash.url).connect() as conn:
+        row = conn.execute(sa.select(Alert.status, Alert.dismiss_reason).where(Alert.id == alert_id)).one()
+    assert tuple(row) == ("dismissed", "erreur_donnees")
+
+
+def test_concurrent_change_shows_who_changed_the_alert(wdash):
+    alert_id = wdash.alerts["84"][0]
+    at = signed_in("agent", "views/alert.py", id=alert_id)        # the agent reads version v
+    eng = db.get_engine(wdash.url)
+    a = triage.get_alert(eng, USERS["manager"][0], alert_id)
+    triage.acknowledge(eng, USERS["manager"][0], alert_id, a.version, "je m'en charge")   # the manager acts
+    [t for t in at.text_input if t.label == "Motif"][0].input("attente du rapport annuel")
+    _form_button(at, "Mettre en sourdine").click().run()       # the agent acts on what they saw
+    assert at.error and "modifiée par Marie Responsable" in at.error[0].value
+    with eng.connect() as conn:
+        assert conn.execute(sa.select(Alert.snoozed_until).where(Alert.id == alert_id)).scalar() is None
+    # the page now shows the new state, and a retry on it goes through
+    [t for t in at.text_input if t.label == "Motif"][0].input("attente du rapport annuel")
+    _form_button(at, "Mettre en sourdine").click().run()
+    assert not at.error
+    assert any("sourdine" in s.value for s in at.success)
+
+
+def test_national_cannot_act(dash):
+    at = signed_in("national", "views/alert.py", id=dash.alerts["93"][0])
+    assert not at.get("form")
+    assert not any(b.label in ("Prendre en charge", "Classer l'alerte", "Créer la suite") for b in at.button)
+    at = signed_in("national", "views/followups.py")
+    assert not at.exception
+
+
+# --------------------------------------------------------------------------- follow-ups, data, admin
+
+def test_follow_up_board_overdue_first_and_export(wdash):
+    eng = db.get_engine(wdash.url)
+    from alerts import followups
+
+    today = timefmt.today()
+    ids = wdash.alerts["84"]
+    with db.session_scope(eng) as s:
+        agent_id = s.scalar(sa.select(User.id).where(User.email == USERS["agent"][0]))
+    later = followups.create_follow_up(eng, USERS["agent"][0], [ids[0]], "demande_explications", agent_id,
+                                       today + timedelta(days=20))
+    soon = followups.create_follow_up(eng, USERS["agent"][0], [ids[1]], "controle_sur_pieces", agent_id,
+                                      today + timedelta(days=3))
+    with eng.begin() as conn:           # make the second one overdue (as if created long ago)
+        conn.execute(sa.update(FollowUp).where(FollowUp.id == soon.id).values(due_date=today - timedelta(days=4)))
+    at = signed_in("agent", "views/followups.py")
+    board = table(at)
+    assert list(board["N°"])[:2] == [soon.id, later.id]
+    assert board.iloc[0]["Retard"] == "4 j"
+    # the change form of a follow-up
+    at = signed_in("agent", "views/followups.py", id=later.id)
+    [s for s in at.selectbox if s.label == "Statut"][-1].set_value("en_cours")
+    _form_button(at, "Enregistrer").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert followups.get_follow_up(eng, USERS["agent"][0], later.id).status == "en_cours"
+    text = followups.export_follow_ups_csv(eng, USERS["agent"][0])
+    assert text.splitlines()[0].startswith("follow_up_id,")
+
+
+def test_data_page_scopes_rows_and_hides_error_details(dash):
+    at = signed_in("agent", "views/data.py")
+    rec = table(at)
+    assert set(rec["Région"]) == {"84"}
+    at = signed_in("national", "views/data.py")
+    assert len(table(at)) == len(dash.services)
+
+
+def test_admin_creates_and_changes_an_account(wdash):
+    at = signed_in("admin", "views/admin.py")
+    [t for t in at.text_input if t.label == "Adresse électronique"][0].input("nouvel.agent@dreets.test")
+    [t for t in at.text_input if t.label == "Nom"][-1].input("Nouvel Agent")
+    [m for m in at.multiselect if m.label == "Régions (agent, responsable)"][0].set_value(["93"])
+    [t for t in at.text_input if t.label.startswith("Mot de passe initial")][0].input("un-mot-de-passe-solide")
+    _form_button(at, "Créer le compte").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "nouvel.agent@dreets.test" in set(table(at)["Adresse"])
+    with db.get_engine(wdash.url).connect() as conn:
+        u = conn.execute(sa.select(User.role, User.regions).where(User.email == "nouvel.agent@dreets.test")).one()
+    assert tuple(u) == ("agent", "93")
+    # an agent-only form error is shown in French
+    [t for t in at.text_input if t.label == "Adresse électronique"][0].input("sans-region@dreets.test")
+    [t for t in at.text_input if t.label == "Nom"][-1].input("Sans Région")
+    [t for t in at.text_input if t.label.startswith("Mot de passe initial")][0].input("un-mot-de-passe-solide")
+    _form_button(at, "Créer le compte").click().run()
+    assert at.error and "au moins une région" in at.error[0].value
+
+
+def test_disabled_account_is_signed_out(wdash):
+    at = signed_in("agent", "views/queue.py")
+    assert at.title[0].value == "File d'alertes"
+    with db.get_engine(wdash.url).begin() as conn:
+        conn.execute(sa.update(User).where(User.email == USERS["agent"][0]).values(active=False))
+    at.run()
+    assert at.title[0].value.startswith("Supervision")       # back to the sign-in form
+
+
+# --------------------------------------------------------------------------- analytics on both databases
+
+def test_analytics_on_sqlite_and_postgresql(engine, tmp_path):
+    """monitor.analytics answers the same on SQLite and PostgreSQL, within the user's regions."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from helpers import INDICATOR_COLUMNS, REGISTER_COLUMNS, indicator_rows, register_rows, write_csv
+
+    from monitor import analytics
+    from monitor.detection import run_detection
+    from monitor.ingest import ingest_file
+    from monitor.register import load_register
+
+    svcs = register_rows(18, regions=("84", "93"))
+    rows = indicator_rows(svcs, [f"2025-{m:02d}" for m in range(1, 10)])
+    dropped = {svcs[0]["service_id"], svcs[1]["service_id"]}
+    rows = [r for r in rows if not (r["service_id"] in dropped and r["period"] == "2025-09")]
+    write_csv(tmp_path / "reg.csv", svcs, REGISTER_COLUMNS)
+    write_csv(tmp_path / "ind.csv", rows, INDICATOR_COLUMNS)
+    load_register(engine, tmp_path / "reg.csv")
+    ingest_file(engine, tmp_path / "ind.csv")
+    run_detection(engine)
+    add_user(engine, email="a84@test.fr", name="A", role="agent", regions="84", password=PASSWORD)
+    add_user(engine, email="dgt@test.fr", name="N", role="national", password=PASSWORD)
+    mine = {s["service_id"] for s in svcs if s["region_code"] == "84"}
+
+    q = analytics.queue_frame(engine, "a84@test.fr")
+    assert len(q) >= 1 and set(q["service_id"]) <= mine
+    assert len(analytics.queue_frame(engine, "dgt@test.fr")) > len(q)
+    f = analytics.filter_queue(q, analytics.QueueFilters(statuses=(), departments=("69",)))
+    assert len(f) == len(q[q["departments"].str.contains("69")])
+    assert set(analytics.services_frame(engine, "a84@test.fr")["service_id"]) == mine
+    summary = analytics.region_summary(engine, "a84@test.fr")
+    assert list(summary["region_code"]) == ["84"] and summary.at[0, "services"] == len(mine)
+    assert summary.at[0, "median_vip_init_in_delay_rate"] > 0.5
+    deps = analytics.department_summary(engine, "a84@test.fr", "84")
+    assert set(deps["department_code"]) == {"69", "38"}
+    sid = sorted(mine - dropped)[0]
+    series = analytics.indicator_series(engine, "a84@test.fr", sid, "vip_init_in_delay_rate")
+    assert len(series) == 9 and series["peer_median"].notna().all()
+    fd = analytics.funnel_data(engine, "a84@test.fr", "vip_init_in_delay_rate", highlight=sid)
+    assert fd.method == "funnel" and fd.points["highlight"].sum() == 1
+    outside = fd.points[~fd.points["in_scope"]]
+    assert len(outside) == 8 and outside["service_id"].isna().all() and outside["name"].isna().all()
+    heat = analytics.peer_heatmap(engine, "a84@test.fr")
+    assert set(heat["service_id"]) == mine - dropped        # the month shown is the last one
+    rec = analytics.service_reception(engine, "a84@test.fr", sid)
+    assert rec["submissions"]["rows"].sum() > 0
+    tables = analytics.steward_tables(engine, "a84@test.fr")
+    assert set(tables["reception"]["service_id"]) == mine
+    v1 = analytics.data_version(engine)
+    a = triage.list_alerts(engine, "a84@test.fr")[0]
+    triage.acknowledge(engine, "a84@test.fr", a.id, a.version)
+    assert analytics.data_version(engine) != v1
+    other = next(s for s in svcs if s["region_code"] == "93")["service_id"]
+    from alerts.errors import AccessDenied
+
+    for call in (lambda: analytics.service_profile(engine, "a84@test.fr", other),
+                 lambda: analytics.indicator_series(engine, "a84@test.fr", other, "vip_init_in_delay_rate"),
+                 lambda: analytics.department_summary(engine, "a84@test.fr", "93"),
+                 lambda: analytics.service_reception(engine, "a84@test.fr", other)):
+        with pytest.raises(AccessDenied):
+            call()
+
+
+def test_uninitialised_database_says_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPSTI_MONITOR_DB", f"sqlite:///{tmp_path / 'vide.db'}")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.error and "spsti-monitor init" in at.error[0].value

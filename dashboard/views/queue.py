@@ -1,33 +1,121 @@
-"""File d'alertes: the open alerts of the user's regions."""
+"""File d'alertes: the alerts of the user's regions, counted by severity and status, with
+filters, sorting, and a click on a row to open the alert."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pandas as pd
 import streamlit as st
 
-from alerts.explain import label
-from alerts.queries import Scope, alerts_frame
-from dashboard import state
+from dashboard import state, ui
+from monitor import analytics
 
-CATEGORY_FR = {"drift": "Dérive", "peer_outlier": "Écart aux pairs", "rule": "Règle",
-               "data_quality": "Qualité des données"}
-SEVERITY_FR = {"high": "Élevée", "medium": "Moyenne", "low": "Faible"}
+TABLE_COLUMNS = {
+    "id": "N°", "sev": "Gravité", "service_name": "Service", "region_name": "Région",
+    "indicator_label": "Indicateur", "cat_txt": "Catégorie", "status_txt": "Statut",
+    "opened_period": "Depuis", "last_period": "Dernière période", "assignee_name": "Attribuée à",
+    "score": "Score", "explanation": "Explication",
+}
+
+
+def _filters(user, df: pd.DataFrame) -> tuple[analytics.QueueFilters, str]:
+    opts = analytics.queue_options(df)
+    multi_region = user.regions is None or len(user.regions) > 1
+    with st.container(border=True):
+        c = st.columns(4)
+        regions = ()
+        if multi_region:
+            regions = tuple(c[0].multiselect("Région", opts["regions"], format_func=lambda r: f"{ui.region_name(r)} ({r})",
+                                             placeholder="Toutes", key="q_regions"))
+        else:
+            c[0].text_input("Région", value=ui.regions_text(user), disabled=True, key="q_region_fixed")
+        departments = tuple(c[1].multiselect("Département", opts["departments"], placeholder="Tous",
+                                             key="q_departments"))
+        categories = tuple(c[2].multiselect("Catégorie", opts["categories"], placeholder="Toutes",
+                                            format_func=lambda k: ui.CATEGORY_LABELS.get(k, k), key="q_categories"))
+        labels = dict(zip(df["indicator"], df["indicator_label"]))
+        indicators = tuple(c[3].multiselect("Indicateur", opts["indicators"], placeholder="Tous",
+                                            format_func=lambda k: labels.get(k, k), key="q_indicators"))
+        c = st.columns(4)
+        severities = tuple(c[0].multiselect("Gravité", ["high", "medium", "low"], placeholder="Toutes",
+                                            format_func=ui.SEVERITY_LABELS.get, key="q_severities"))
+        statuses = tuple(c[1].multiselect("Statut", list(ui.STATUS_LABELS), default=list(analytics.QUEUE_STATUSES),
+                                          format_func=ui.STATUS_LABELS.get, placeholder="Tous", key="q_statuses"))
+        period_from = period_to = None
+        months = opts["months"]
+        if len(months) >= 2:
+            lo, hi = c[2].select_slider("Période (alertes actives entre)", options=months,
+                                        value=(months[0], months[-1]), key="q_period")
+            if (lo, hi) != (months[0], months[-1]):
+                period_from, period_to = lo, hi
+        sort = c[3].selectbox("Trier par", list(analytics.SORTS), format_func=lambda k: analytics.SORTS[k][0],
+                              key="q_sort")
+        c = st.columns([1, 1, 2])
+        mine = c[0].toggle("Attribuées à moi", key="q_mine")
+        snoozed = c[1].toggle("Inclure les alertes en sourdine", key="q_snoozed")
+        text = c[2].text_input("Recherche (service, SIRET, texte)", key="q_text", placeholder="ex. : Rhône, 8920…")
+    f = analytics.QueueFilters(regions=regions, departments=departments, categories=categories,
+                               indicators=indicators, severities=severities, statuses=statuses,
+                               period_from=period_from, period_to=period_to,
+                               assignee_id=user.id if mine else None, include_snoozed=snoozed, text=text)
+    return f, sort
+
+
+def _counts(view: pd.DataFrame, by_status: pd.DataFrame) -> None:
+    counts = analytics.queue_counts(view)
+    status_counts = analytics.queue_counts(by_status)["status"]
+    c = st.columns(4)
+    c[0].metric("Alertes affichées", ui.fr_int(len(view)))
+    for col, sev in zip(c[1:], ("high", "medium", "low")):
+        col.metric(f"Gravité {ui.SEVERITY_LABELS[sev].lower()}",
+                   ui.fr_int(counts["severity"][sev]))
+    st.caption("Par statut (avec les autres filtres) : " + " · ".join(
+        f"{ui.STATUS_LABELS[k].lower()} {ui.fr_int(v)}" for k, v in status_counts.items()))
 
 
 def render() -> None:
     user = state.current_user()
-    df = alerts_frame(state.engine(), Scope.of(user))
-    st.title("File d'alertes")
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Alertes ouvertes", len(df))
-    for col, sev in zip((c2, c3, c4), ("high", "medium", "low")):
-        col.metric(f"Gravité {SEVERITY_FR[sev].lower()}", int((df["severity"] == sev).sum()))
+    ui.header("File d'alertes", kicker=ui.upper_first(ui.regions_text(user)),
+              caption="Alertes ouvertes et prises en charge, les plus graves d'abord. Cliquez sur une ligne "
+                      "pour ouvrir l'alerte.")
+    state.show_flash()
+    df = state.queue(user)
     if df.empty:
-        st.info("Aucune alerte ouverte dans vos régions.")
+        st.info("Aucune alerte dans vos régions pour le moment.")
         return
-    view = df.assign(
-        Service=df["service_name"], Région=df["region_name"],
-        Indicateur=[label(i) for i in df["indicator"]],
-        Catégorie=df["category"].map(CATEGORY_FR), Gravité=df["severity"].map(SEVERITY_FR),
-        Score=df["score"].round(2), Ouverte=df["opened_period"], Dernière=df["last_period"],
-        Explication=df["explanation"])
-    st.dataframe(view[["Service", "Région", "Indicateur", "Catégorie", "Gravité", "Score", "Ouverte",
-                       "Dernière", "Explication"]], hide_index=True, use_container_width=True)
+    f, sort = _filters(user, df)
+    view = analytics.sort_queue(analytics.filter_queue(df, f), sort)
+    _counts(view, analytics.filter_queue(df, replace(f, statuses=())))
+    if view.empty:
+        st.info("Aucune alerte ne correspond à ces filtres.")
+        return
+    table = view.assign(
+        sev=view["severity"].map(ui.SEVERITY_LABELS),
+        cat_txt=view["category"].map(ui.CATEGORY_LABELS).fillna(view["category_label"]),
+        status_txt=view["status"].map(ui.STATUS_LABELS) + view["snoozed"].map({True: " (en sourdine)", False: ""}),
+    )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
+    if user.regions is not None and len(user.regions) == 1:
+        table = table.drop(columns=["Région"])
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", height=560, key="queue_table", on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "N°": st.column_config.NumberColumn(width="small", format="%d"),
+            "Gravité": st.column_config.TextColumn(width="small"),
+            "Service": st.column_config.TextColumn(width="medium"),
+            "Score": st.column_config.NumberColumn(format="%.1f", width="small",
+                                                   help="Intensité du signal (z ajusté, rapport au seuil…)"),
+            "Explication": st.column_config.TextColumn(width="large"),
+        })
+    row = ui.selected_row(event)
+    if row is not None:
+        ui.open_alert(int(table.iloc[row]["N°"]))
+    with st.form("open_by_number", border=False):
+        c = st.columns([1, 1, 3], vertical_alignment="bottom")
+        number = c[0].number_input("Ouvrir l'alerte n°", min_value=1, step=1, value=None, key="q_open_id")
+        if c[1].form_submit_button("Ouvrir") and number:
+            ui.open_alert(int(number))
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,122 @@
+"""Vue régionale / nationale: per region, alerts to handle and key indicators; a tile map of
+the regions; drill-down region → department → service; a services × indicators heat map of
+peer z-scores."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from alerts.explain import fmt_value
+from dashboard import charts, state, ui
+from monitor import analytics
+from monitor.periods import month_label_fr
+
+
+def _regions_table(summary: pd.DataFrame) -> None:
+    t = pd.DataFrame({
+        "Région": summary["region_name"] + " (" + summary["region_code"] + ")",
+        "Services": summary["services"],
+        "Salariés suivis": [ui.fr_int(v) for v in summary["workers_followed"]],
+        "Alertes à traiter": summary["open_alerts"],
+        "dont élevées": summary["high"],
+        "Suites en cours": summary["follow_ups"],
+        "dont en retard": summary["overdue_follow_ups"],
+    })
+    for code in analytics.KEY_INDICATORS:
+        t[f"{analytics.indicator_label(code)} (médiane)"] = [
+            fmt_value(code, v) if v == v else "n.d." for v in summary[f"median_{code}"]]
+    st.dataframe(t, hide_index=True, width="stretch")
+
+
+def render() -> None:
+    user = state.current_user()
+    national = user.regions is None
+    ui.header("Vue nationale" if national else "Vue régionale", kicker=ui.upper_first(ui.regions_text(user)),
+              caption="Alertes ouvertes ou prises en charge, suites en cours et médianes des indicateurs clés "
+                      "au dernier mois reçu.")
+    summary = state.region_summary(user)
+    c = st.columns(4)
+    c[0].metric("Services", ui.fr_int(summary["services"].sum()))
+    c[1].metric("Alertes à traiter", ui.fr_int(summary["open_alerts"].sum()))
+    c[2].metric("dont gravité élevée", ui.fr_int(summary["high"].sum()))
+    c[3].metric("Suites en retard", ui.fr_int(summary["overdue_follow_ups"].sum()))
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Carte des régions", anchor=False)
+        st.altair_chart(charts.tile_map(analytics.region_tiles(summary)))
+        if not national:
+            st.caption("Les régions hors de votre périmètre sont grisées, sans chiffres.")
+    with right:
+        if len(summary) == 1:
+            r = summary.iloc[0]
+            st.subheader(f"{r['region_name']} : indicateurs clés", anchor=False)
+            st.caption("Médiane des services de la région au dernier mois reçu.")
+            cols = st.columns(2)
+            for i, code in enumerate(analytics.KEY_INDICATORS):
+                v = r[f"median_{code}"]
+                text = (ui.fr_int(v) if code == "workers_per_physician_fte" else fmt_value(code, v)) if v == v else "n.d."
+                cols[i % 2].metric(analytics.indicator_label(code), text)
+            cols = st.columns(2)
+            cols[0].metric("Salariés suivis", ui.fr_int(r["workers_followed"]))
+            cols[1].metric("Suites en cours", ui.fr_int(r["follow_ups"]))
+        else:
+            st.subheader("Par région", anchor=False)
+            _regions_table(summary)
+
+    st.subheader("Exploration : région → département → service", anchor=False)
+    codes = summary["region_code"].tolist()
+    c = st.columns(3)
+    region_opts = ([None] if national else []) + codes
+    region = c[0].selectbox("Région", region_opts, key="ov_region",
+                            format_func=lambda r: "Toutes les régions" if r is None else f"{ui.region_name(r)} ({r})")
+    department = None
+    if region is not None:
+        deps = state.department_summary(user, region)
+        department = c[1].selectbox("Département", [None] + deps["department_code"].tolist(), key="ov_department",
+                                    format_func=lambda d: "Tous les départements" if d is None else d)
+        with st.expander(f"Départements de {ui.region_name(region)}", expanded=False):
+            st.dataframe(deps.rename(columns={"department_code": "Département", "services": "Services présents",
+                                              "workers_followed": "Salariés suivis (services présents)",
+                                              "open_alerts": "Alertes à traiter", "high_alerts": "dont élevées"}),
+                         hide_index=True, width="stretch")
+            st.caption("Un service interdépartemental compte dans chaque département qu'il couvre.")
+    services = state.services(user, region=region, department=department)
+    if services.empty:
+        st.info("Aucun service dans cette sélection.")
+        return
+    table = pd.DataFrame({"Service": services["name"], "SIRET": services["service_id"],
+                          "Région": services["region_name"], "Départements": services["departments"],
+                          "Salariés suivis": services["workers_followed"], "Alertes à traiter": services["open_alerts"],
+                          "dont élevées": services["high_alerts"], "Suites en cours": services["active_follow_ups"]})
+    event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                         key="ov_services", height=min(420, 38 + 35 * len(table)))
+    st.caption("Cliquez sur une ligne pour ouvrir la fiche du service.")
+    row = ui.selected_row(event)
+    if row is not None:
+        ui.open_service(table.iloc[row]["SIRET"])
+
+    st.subheader("Carte de chaleur : écarts aux pairs", anchor=False)
+    months = state.analysis_months()
+    if not months:
+        st.caption("Aucune donnée.")
+        return
+    labels = {m: month_label_fr(m) for m in reversed(months[-36:])}
+    month = st.selectbox("Mois", list(labels), format_func=labels.get, key="ov_month")
+    heat = state.heatmap(user, month, region=region, department=department)
+    n_services = heat["service_id"].nunique() if len(heat) else 0
+    if n_services > 40 and not st.toggle(f"Afficher les {n_services} services", key="ov_all_heat"):
+        heat = analytics.heatmap_top(heat, 40)
+        st.caption("Les 40 services dont un indicateur s'écarte le plus de ses pairs du côté défavorable.")
+    chart = charts.heatmap_chart(heat)
+    if chart is None:
+        st.caption("Aucune comparaison disponible pour ce mois.")
+    else:
+        st.altair_chart(chart, width="stretch")
+        limit = f"{analytics.peer_config().limit_z:.1f}".replace(".", ",")
+        st.caption("z ajusté du côté défavorable de chaque indicateur : rouge = moins bien que les pairs, "
+                   f"bleu = mieux ; au-delà de {limit}, le détecteur d'écart aux pairs peut lever une alerte "
+                   "(s'il persiste). Indicateur trimestriel : dernier trimestre connu.")
+
+
+if __name__ == "__main__":
+    render()
