@@ -17,7 +17,7 @@ import pandas as pd
 
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.panel import Panel
-from detectors.temporal import _nan_window_stat
+from detectors.temporal import past_median_mad
 
 BASELINE_INDICATORS = ("vip_init_in_delay_rate", "vip_init_median_delay_days", "sir_overdue_rate",
                        "reprise_within_8d_rate", "workers_per_physician_fte", "physician_fte",
@@ -75,14 +75,8 @@ class OwnHistoryRobustZ(Detector):
             if w.empty:
                 continue
             a = w.to_numpy(dtype=float)
-            med = _nan_window_stat(a, self.config.window, np.nanmedian)
-            n = _nan_window_stat(np.isfinite(a).astype(float), self.config.window, np.sum)
-            from numpy.lib.stride_tricks import sliding_window_view
-            pad = np.vstack([np.full((self.config.window, a.shape[1]), np.nan), a])[:-1]
-            win = sliding_window_view(pad, self.config.window, axis=0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mad = 1.4826 * np.nanmedian(np.abs(win - med[:, :, None]), axis=-1)
+            med, mad, n = past_median_mad(a, self.config.window)
+            with np.errstate(divide="ignore", invalid="ignore"):
                 z = (a - med) / mad
             z[(n < 12) | ~np.isfinite(z)] = 0.0
             out.append(_hits(pd.DataFrame(z, index=w.index, columns=w.columns), self.config.threshold,

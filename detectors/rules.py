@@ -11,16 +11,13 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
-
 import numpy as np
 import pandas as pd
 
-from alerts.explain import fmt_value, fr_number, label, month_fr
+from alerts.explain import fmt_value, fr_number, month_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.panel import Panel
 from monitor.periods import month_index as to_month_index
-from monitor.reference import CATALOGUE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,11 +26,6 @@ class RulesConfig(DetectorConfig):
     fee_band: tuple[float, float] = (0.8, 1.2)
     agrement_warning_months: int = 6
     certification_deadline: str = "2025-05"
-
-
-def _month_end(m: int) -> date:
-    y, mo = divmod(int(m), 12)
-    return (pd.Timestamp(year=y, month=mo + 1, day=1) + pd.offsets.MonthEnd(0)).date()
 
 
 class LegalThresholds(Detector):

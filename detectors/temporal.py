@@ -11,7 +11,8 @@
    (August, December) and national trends (the physician shortage). A service drifts when
    its ``r`` changes, not when it follows its peers.
 
-2. **Own baseline.** Over the previous ``window`` observations (at least ``min_history``),
+2. **Own baseline.** Over the previous 24 months of observations (and only once a service
+   has two full seasonal cycles of history: a spread estimated on fewer is unreliable),
    the robust centre ``mu = median(r)`` and spread ``MAD`` (× 1.4826). With ``v`` the sampling
    variance, the service's own month-to-month variance is ``max(0, MAD² - median(v_past))``
    and the standardised residual of month t is
@@ -60,8 +61,8 @@ TEMPORAL_INDICATORS = (
 @dataclasses.dataclass(frozen=True)
 class TemporalConfig(DetectorConfig):
     indicators: tuple[str, ...] = TEMPORAL_INDICATORS
-    window: int = 24                  # baseline length, in observations of the series
-    min_history: int = 12             # no test before this many past observations
+    window_months: int = 24           # baseline length (8 observations of a quarterly series)
+    min_history_months: int = 24      # two seasonal cycles before a service is tested
     k: float = 0.5                    # CUSUM allowance (targets a 1-sigma shift)
     budget_per_100_services_month: float = ALERT_BUDGET
     spike_z: float = budget_z(ALERT_BUDGET, len(TEMPORAL_INDICATORS))   # 4.24, the same budget
@@ -79,14 +80,27 @@ class TemporalConfig(DetectorConfig):
         return calibrate_h(self.k, self.arl0)
 
 
+def _past_windows(a: np.ndarray, window: int) -> np.ndarray:
+    """(T, S, window) view of the ``window`` rows before each row (NaN-padded), per column."""
+    padded = np.vstack([np.full((window, a.shape[1]), np.nan), a])[:-1]
+    return sliding_window_view(padded, window, axis=0)
+
+
 def _nan_window_stat(a: np.ndarray, window: int, fn) -> np.ndarray:
     """fn over the previous ``window`` rows (excluding the current one), per column."""
-    T, S = a.shape
-    padded = np.vstack([np.full((window, S), np.nan), a])[:-1]
-    win = sliding_window_view(padded, window, axis=0)  # (T, S, window)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return fn(win, axis=-1)
+        return fn(_past_windows(a, window), axis=-1)
+
+
+def past_median_mad(a: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, MAD (× 1.4826) and number of observations of the previous ``window`` rows."""
+    win = _past_windows(a, window)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(win, axis=-1)
+        mad = MAD_SCALE * np.nanmedian(np.abs(win - med[:, :, None]), axis=-1)
+    return med, mad, np.isfinite(win).sum(axis=-1).astype(float)
 
 
 @dataclasses.dataclass
@@ -183,26 +197,23 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
         centre = np.nanmedian(y, axis=1, keepdims=True)
     r = y - centre
     var = np.where(np.isfinite(r), var, np.nan)
-    mu = _nan_window_stat(r, cfg.window, np.nanmedian)
-    count = _nan_window_stat(np.isfinite(r).astype(float), cfg.window, np.sum)
-    T, S = r.shape
-    padded = np.vstack([np.full((cfg.window, S), np.nan), r])[:-1]
-    win = sliding_window_view(padded, cfg.window, axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mad = MAD_SCALE * np.nanmedian(np.abs(win - mu[:, :, None]), axis=-1)
-    past_var = _nan_window_stat(var, cfg.window, np.nanmedian)
+    # windows count observations: convert the month settings with the series' own spacing
+    step = max(1, int(np.median(np.diff(months)))) if len(months) > 1 else 1
+    window = max(4, -(-cfg.window_months // step))
+    min_history = max(4, -(-cfg.min_history_months // step))
+    mu, mad, count = past_median_mad(r, window)
+    past_var = _nan_window_stat(var, window, np.nanmedian)
     own = np.maximum(0.0, mad ** 2 - np.nan_to_num(past_var))
     # A spread estimated on 12-24 months is noisy: shrink it towards the typical spread of
     # all services that month (empirical Bayes, prior weight ``shrink_weight`` observations).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        pooled = np.nanmedian(np.where(count >= cfg.min_history, own, np.nan), axis=1, keepdims=True)
+        pooled = np.nanmedian(np.where(count >= min_history, own, np.nan), axis=1, keepdims=True)
     pooled = np.where(np.isfinite(pooled), pooled, own)
     own = (count * own + cfg.shrink_weight * pooled) / (count + cfg.shrink_weight)
     sigma = np.sqrt(own + np.nan_to_num(var) + floor ** 2)
     z = (r - mu) / sigma
-    z[count < cfg.min_history] = np.nan
+    z[count < min_history] = np.nan
     sign = -1.0 if ind.worse == "lower" else 1.0
     zw = sign * z
     # expected value: this month's peer centre plus the service's own baseline, back-transformed

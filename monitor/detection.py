@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from alerts.lifecycle import apply_findings, combine_findings
-from detectors.base import FINDING_COLUMNS, empty_findings
+from detectors.base import empty_findings
 from detectors.panel import Panel
 from detectors.quality import SizeJumps
 from detectors.registry import default_detectors
