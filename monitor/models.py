@@ -94,7 +94,6 @@ class Observation(Base):
         sa.UniqueConstraint("service_id", "indicator", "period", "version",
                             name="uq_observations_cell_version"),
         sa.Index("ix_observations_current", "indicator", "month_index", "is_current"),
-        sa.Index("ix_observations_cell", "service_id", "indicator", "period"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     service_id: Mapped[str] = mapped_column(sa.ForeignKey("services.service_id"))
