@@ -78,21 +78,42 @@ def _funnel_month(sid, value, num, den, kind: str, scale: float, cfg: PeerConfig
             "n_units": np.full(n, n)}
 
 
-def _robust_month(sid, value, cfg: PeerConfig) -> dict | None:
-    ok = np.isfinite(value) & (value > 0)
+# Scales for the robust z when no counts are available: (forward, inverse, admissible values).
+_SCALES = {
+    "log": (np.log, np.exp, lambda v: v > 0),
+    "arcsine": (lambda v: np.arcsin(np.sqrt(np.clip(v, 0, 1))),
+                lambda t: np.sin(np.clip(t, 0, np.pi / 2)) ** 2, lambda v: (v >= 0) & (v <= 1)),
+}
+
+
+def _robust_month(sid, value, cfg: PeerConfig, scale: str = "log") -> dict | None:
+    """Robust z (median / MAD) of the month's values on a variance-stabilising scale."""
+    fwd, inv, admissible = _SCALES[scale]
+    ok = np.isfinite(value) & admissible(value)
     if ok.sum() < cfg.min_units:
         return None
     sid, value = sid[ok], value[ok]
-    logv = np.log(value)
-    med = np.median(logv)
-    mad = MAD_SCALE * np.median(np.abs(logv - med))
+    t = fwd(value)
+    med = np.median(t)
+    mad = MAD_SCALE * np.median(np.abs(t - med))
     if not mad > 0:
         return None
     n = len(sid)
     nan = np.full(n, np.nan)
-    return {"service_id": sid, "value": value, "z": (logv - med) / mad, "expected": np.full(n, np.exp(med)),
-            "lower": np.full(n, np.exp(med - Z998 * mad)), "upper": np.full(n, np.exp(med + Z998 * mad)),
+    return {"service_id": sid, "value": value, "z": (t - med) / mad, "expected": np.full(n, inv(med)),
+            "lower": np.full(n, inv(med - Z998 * mad)), "upper": np.full(n, inv(med + Z998 * mad)),
             "numerator": nan, "denominator": nan, "phi": nan, "tau2": nan, "n_units": np.full(n, n)}
+
+
+def _month_scores(sid, value, num, den, code: str, cfg: PeerConfig) -> dict | None:
+    """Funnel when the month's units carry counts; otherwise (values sent without numerator
+    and denominator) a robust z on the indicator's variance-stabilising scale."""
+    ind = CATALOGUE[code]
+    if code in cfg.robust_indicators:
+        return _robust_month(sid, value, cfg)
+    if (np.isfinite(num) & np.isfinite(den) & (den > 0)).sum() >= cfg.min_units:
+        return _funnel_month(sid, value, num, den, ind.kind, ind.scale, cfg)
+    return _robust_month(sid, value, cfg, "arcsine" if ind.kind == "proportion" else "log")
 
 
 def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
@@ -127,8 +148,7 @@ def peer_scores(panel: Panel, code: str, cfg: PeerConfig, upto: int | None = Non
         if hi <= lo:
             continue
         sl = slice(lo, hi)
-        r = (_robust_month(sid[sl], value[sl], cfg) if code in cfg.robust_indicators
-             else _funnel_month(sid[sl], value[sl], num[sl], den[sl], ind.kind, ind.scale, cfg))
+        r = _month_scores(sid[sl], value[sl], num[sl], den[sl], code, cfg)
         if r is not None:
             r["month_index"] = np.full(len(r["service_id"]), months[lo])
             parts.append(r)

@@ -187,6 +187,15 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
             y = np.log((counts + 0.5) / workers)
             var = np.where(np.isfinite(counts), 1.0 / (counts + 0.5), 0.0)
         floor = cfg.floor_log
+        offset = None
+        if np.isfinite(y).sum() < 0.5 * np.isfinite(v).sum():
+            # Values sent without counts: log(value + c), c = half the smallest positive value
+            # (so that months with zero events stay on the scale), no sampling variance.
+            positive = v[np.isfinite(v) & (v > 0)]
+            offset = 0.5 * positive.min() if positive.size else 1.0
+            with np.errstate(invalid="ignore"):
+                y = np.log(v + offset)
+            var = np.zeros_like(y)
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.where(v > 0, np.log(v), np.nan)
@@ -221,7 +230,7 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     if ind.kind == "proportion":
         expected = np.sin(np.clip(y_exp, 0, np.pi / 2)) ** 2
     elif ind.kind == "rate":
-        expected = np.exp(y_exp) * ind.scale
+        expected = np.exp(y_exp) * ind.scale if offset is None else np.exp(y_exp) - offset
     else:
         expected = np.exp(y_exp)
     return Residuals(code, months, services, v, zw, expected)

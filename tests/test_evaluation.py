@@ -53,3 +53,28 @@ def test_detection_quality_on_an_unseen_panel(tmp_path):
     assert dq.f1 >= 0.95, dq
     naive = ev.baselines["référence z naïf (|z|>3)"]
     assert stat.f1 > naive.f1 + 0.2, "the product must beat the naive baseline by a wide margin"
+
+
+def test_values_without_counts_still_reach_the_peer_and_temporal_detectors(tmp_path):
+    """Counts are optional in the exchange format: a panel sent as values only still works."""
+    from fixtures.generate import generate
+    from monitor import db
+    from monitor.datasets import load_dataset
+    from monitor.detection import run_detection
+    from monitor.evaluation import alert_openings
+
+    panel = generate(seed=31, n_services=60, n_months=30, end="2025-06")
+    obs = panel.observations
+    obs = obs[obs["period"].str.len() == 7].drop(columns=["numerator", "denominator"])
+    panel.services.to_csv(tmp_path / "services.csv", index=False)
+    obs.to_csv(tmp_path / "indicators_all.csv", index=False, sep=";", decimal=",")
+    engine = db.get_engine(f"sqlite:///{tmp_path / 'v.db'}")
+    load_dataset(engine, tmp_path)
+    summary = run_detection(engine)
+    assert summary.months == 30
+    alerts = alert_openings(engine)
+    lab = panel.labels[panel.labels["kind"].isin(["structural", "drift"])]
+    stat = alerts[alerts["category"].isin(["drift", "peer_outlier"])]
+    hits = stat.merge(lab, on=["service_id", "indicator"])
+    assert len(hits) >= max(1, len(lab[["service_id", "indicator"]].drop_duplicates()) // 2), (stat, lab)
+    assert {"drift", "peer_outlier"} <= set(stat["category"])
