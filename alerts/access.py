@@ -106,6 +106,14 @@ def require_admin(actor: Actor) -> None:
                            "peut gérer les comptes.")
 
 
+def region_clause(column, regions) -> sa.ColumnElement[bool]:
+    """SQL condition limiting ``column`` (a region code) to ``regions``; None = every region.
+    An empty tuple matches nothing (a user without regions sees nothing)."""
+    if regions is None:
+        return sa.true()
+    return column.in_(tuple(regions) or ("--",))
+
+
 def readable_regions(actor: Actor, region: str | None = None) -> tuple[str, ...] | None:
     """Regions a listing may show: the actor's (None = all), narrowed to ``region`` if asked."""
     if region is None:

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from alerts import timefmt
-from alerts.access import actor_display, eligible_assignee, readable_regions, require_read, require_write, resolve_actor
+from alerts.access import (actor_display, eligible_assignee, readable_regions, region_clause, require_read,
+                           require_write, resolve_actor)
 from alerts.errors import ConcurrentModification, InvalidAction, NotFound
 from alerts.safe_csv import safe_cell
 from alerts.triage import check_version, clean_text, conflict_message, mark_follow_up
@@ -170,8 +171,7 @@ def list_follow_ups(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | Non
         who = resolve_actor(s, actor)
         regions = readable_regions(who, region)
         q = _select()
-        if regions is not None:
-            q = q.where(Service.region_code.in_(regions or ("--",)))
+        q = q.where(region_clause(Service.region_code, regions))
         if statuses is not None:
             q = q.where(FollowUp.status.in_(statuses))
         if service_id is not None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
+from alerts.access import region_clause
 from monitor.models import Alert, Region, Service
 
 
@@ -32,8 +33,7 @@ def alerts_frame(engine: sa.Engine, scope: Scope, statuses: tuple[str, ...] | No
          .order_by(Alert.score.desc()))
     if statuses:
         q = q.where(Alert.status.in_(statuses))
-    if scope.regions is not None:
-        q = q.where(Service.region_code.in_(scope.regions or ("--",)))
+    q = q.where(region_clause(Service.region_code, scope.regions))
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(q).mappings().all(),
                             columns=["id", "service_id", "service_name", "region_code", "region_name",

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from alerts import timefmt
-from alerts.access import (Actor, actor_display, eligible_assignee, readable_regions, require_read,
+from alerts.access import (Actor, actor_display, eligible_assignee, readable_regions, region_clause, require_read,
                            require_write, resolve_actor)
 from alerts.errors import AccessDenied, ConcurrentModification, InvalidAction, NotFound
 from alerts.explain import label as indicator_label
@@ -183,8 +183,7 @@ def list_alerts(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | None = 
         who = resolve_actor(s, actor)
         regions = readable_regions(who, region)
         q = _select_alerts()
-        if regions is not None:
-            q = q.where(Service.region_code.in_(regions or ("--",)))
+        q = q.where(region_clause(Service.region_code, regions))
         if statuses is not None:
             q = q.where(Alert.status.in_(statuses))
         if service_id is not None:

@@ -29,7 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from alerts import timefmt
-from alerts.access import Actor, readable_regions, require_read, resolve_actor
+from alerts.access import Actor, readable_regions, region_clause, require_read, resolve_actor
 from alerts.errors import AccessDenied, NotFound
 from alerts.explain import fmt_value
 from alerts.labels import CATEGORY_FR, SEVERITY_FR, SEVERITY_RANK, STATUS_FR
@@ -155,10 +155,7 @@ def load_analysis_panel(engine: sa.Engine) -> "Panel":
 
 
 def _region_filter(who: Actor, column, region: str | None = None):
-    regions = readable_regions(who, region)
-    if regions is None:
-        return sa.true()
-    return column.in_(regions or ("--",))
+    return region_clause(column, readable_regions(who, region))
 
 
 def scope_regions(engine: sa.Engine, actor) -> tuple[str, ...] | None:
