@@ -27,3 +27,10 @@ class InvalidAction(ServiceError, ValueError):
 
 class ConcurrentModification(ServiceError):
     """Someone else changed the record since the caller read it (optimistic locking)."""
+
+
+def require_known(values, allowed, what: str) -> None:
+    """Refuse codes outside ``allowed`` with one French sentence: « {what} inconnu : … »."""
+    unknown = [x for x in values if x not in allowed]
+    if unknown:
+        raise InvalidAction(f"{what} inconnu : {', '.join(unknown)} (attendu : {', '.join(allowed)}).")

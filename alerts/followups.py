@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from alerts import timefmt
 from alerts.access import (actor_display, eligible_assignee, readable_regions, region_clause, require_read,
                            require_write, resolve_actor)
-from alerts.errors import ConcurrentModification, InvalidAction, NotFound
+from alerts.errors import ConcurrentModification, InvalidAction, NotFound, require_known
 from alerts.safe_csv import safe_cell
 from alerts.triage import check_version, clean_text, conflict_message, mark_follow_up
 from monitor import db
@@ -164,9 +164,7 @@ def list_follow_ups(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | Non
     """Follow-ups of the user's regions: overdue ones first (most late first), then by due date."""
     today = today or timefmt.today()
     if statuses is not None:
-        unknown = [x for x in statuses if x not in STATUSES]
-        if unknown:
-            raise InvalidAction(f"Statut de suite inconnu : {', '.join(unknown)} (attendu : {', '.join(STATUSES)}).")
+        require_known(statuses, STATUSES, "Statut de suite")
     with db.session_scope(engine) as s:
         who = resolve_actor(s, actor)
         regions = readable_regions(who, region)

@@ -30,7 +30,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from alerts import timefmt
 from alerts.access import (Actor, actor_display, eligible_assignee, readable_regions, region_clause, require_read,
                            require_write, resolve_actor)
-from alerts.errors import AccessDenied, ConcurrentModification, InvalidAction, NotFound
+from alerts.errors import AccessDenied, ConcurrentModification, InvalidAction, NotFound, require_known
 from alerts.explain import label as indicator_label
 from alerts.labels import CATEGORY_FR, EVENT_FR, SEVERITY_RANK, dismiss_reason_fr, severity_fr, status_fr
 from monitor import db
@@ -174,9 +174,7 @@ def list_alerts(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | None = 
     """
     today = today or timefmt.today()
     if statuses is not None:
-        unknown = [x for x in statuses if x not in STATUSES]
-        if unknown:
-            raise InvalidAction(f"Statut inconnu : {', '.join(unknown)} (attendu : {', '.join(STATUSES)}).")
+        require_known(statuses, STATUSES, "Statut")
     if min_severity is not None and min_severity not in SEVERITY_RANK:
         raise InvalidAction(f"Gravité inconnue : {min_severity} (low, medium ou high).")
     with db.session_scope(engine) as s:
