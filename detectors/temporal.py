@@ -5,7 +5,9 @@
 
    * proportions: ``y = asin(sqrt(p))``, sampling variance ``1 / (4 n)``;
    * rates with counts: ``y = log((O + 0.5) / workers)``, sampling variance ``1 / (O + 0.5)``;
-   * other indicators: ``y = log(value)``, no sampling variance.
+   * other indicators: ``y = log(value)``, no sampling variance but the rounding of the
+     reported numbers (``step² / 12`` relative; a ratio inherits its numerator's and
+     denominator's rounding, e.g. physician FTE reported to one decimal).
 
    ``r = y - median_services(y)`` removes what all services share that month: seasonality
    (August, December) and national trends (the physician shortage). A service drifts when
@@ -136,6 +138,43 @@ def pooled_lag1(z: np.ndarray, min_pairs: int = 200, clip: float = 4.0) -> np.nd
     return np.clip(np.nan_to_num(phi), 0.0, 0.9)
 
 
+def resolution(a: np.ndarray) -> np.ndarray:
+    """Reporting resolution of each number: the largest power of ten it is a multiple of.
+
+    ``0.6`` -> 0.1, ``18`` -> 1, ``5718.3`` -> 0.1; NaN for zeros and missing values.
+    """
+    a = np.abs(np.asarray(a, dtype=float))
+    out = np.full(a.shape, np.nan)
+    todo = np.isfinite(a) & (a > 0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for k in range(4, -7, -1):
+            step = 10.0 ** k
+            q = a / step
+            hit = todo & (np.abs(q - np.rint(q)) <= 1e-9 * np.maximum(1.0, q))
+            out[hit] = step
+            todo &= ~hit
+    return out
+
+
+def quantisation_variance(*columns: np.ndarray) -> np.ndarray:
+    """Variance on the log scale added by rounding the reported numbers (Sheppard: step² / 12).
+
+    Each column is a months × services matrix of numbers that enter the value multiplicatively
+    (the value itself, or the numerator and denominator of a ratio). A column's step is the
+    finest resolution seen so far in that service (an expanding minimum over months, so the
+    estimate only uses what was known at the time): 0.5 physician FTE reported to one decimal
+    is uncertain by ±0.05, i.e. 10 % on the log scale.
+    """
+    total = 0.0
+    for col in columns:
+        col = np.asarray(col, dtype=float)
+        step = np.fmin.accumulate(resolution(col), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.where(np.isfinite(step) & (col > 0), step / col, 0.0)
+        total = total + rel ** 2 / 12.0
+    return total
+
+
 def tail_factor(z: np.ndarray, q: float = 0.005, min_values: int = 500) -> np.ndarray:
     """Per month, how much heavier than normal the residuals' tails were in earlier months.
 
@@ -199,7 +238,15 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.where(v > 0, np.log(v), np.nan)
-        var = np.zeros_like(y)
+        # no sampling variance, but reported numbers are rounded: for a ratio, the rounding of
+        # its numerator and denominator (e.g. workers / physician FTE to one decimal)
+        parts = [v]
+        for column in ("numerator", "denominator"):
+            c = obs.pivot_table(index="month_index", columns="service_id", values=column, aggfunc="last") \
+                .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
+            if np.isfinite(c).any():
+                parts.append(c)
+        var = quantisation_variance(*parts)
         floor = cfg.floor_log
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -1,0 +1,66 @@
+"""Temporal detector: own baseline net of peers, and what counts as noise in a reported number."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors.panel import Panel
+from detectors.temporal import TemporalConfig, TemporalDrift, quantisation_variance, resolution
+
+START = 24240  # January 2020
+
+
+def value_panel(code: str, values: np.ndarray) -> Panel:
+    """A panel of one value-only indicator from a months × services matrix."""
+    T, S = values.shape
+    months = np.repeat(START + np.arange(T), S)
+    sids = np.tile([f"S{j:03d}" for j in range(S)], T)
+    obs = pd.DataFrame({"service_id": sids, "indicator": code, "period": "", "period_kind": "M",
+                        "month_index": months, "value": values.ravel(), "numerator": np.nan,
+                        "denominator": np.nan})
+    services = pd.DataFrame({"service_id": sorted(set(sids))}).set_index("service_id", drop=False)
+    return Panel(obs, services)
+
+
+def test_resolution_is_the_largest_power_of_ten_dividing_the_number():
+    got = resolution(np.array([0.6, 18.0, 5718.3, 0.05, 72.0, 0.0, np.nan, 1200.0, 0.7863]))
+    want = np.array([0.1, 1.0, 0.1, 0.01, 1.0, np.nan, np.nan, 100.0, 1e-4])
+    np.testing.assert_allclose(got, want)
+
+
+def test_quantisation_variance_uses_the_finest_step_seen_so_far():
+    # 18 looks like a whole number, but 18.1 a month later shows the series is reported to 0.1;
+    # the first month cannot know that yet (causal), the later ones do.
+    q = quantisation_variance(np.array([[0.6, 18.0], [0.5, 18.1], [0.5, 18.0]]))
+    np.testing.assert_allclose(q[:, 0], [(0.1 / 0.6) ** 2 / 12, (0.1 / 0.5) ** 2 / 12, (0.1 / 0.5) ** 2 / 12])
+    np.testing.assert_allclose(q[:, 1], [(1 / 18) ** 2 / 12, (0.1 / 18.1) ** 2 / 12, (0.1 / 18) ** 2 / 12])
+
+
+def _fte_panel(small_path: np.ndarray, seed: int = 3) -> Panel:
+    rng = np.random.default_rng(seed)
+    T, S = len(small_path), 40
+    level = rng.uniform(3, 20, S)
+    true = level * np.exp(np.cumsum(rng.normal(0, 0.01, (T, S)), axis=0))
+    true[:, 0] = small_path
+    return value_panel("physician_fte", np.round(true, 1))
+
+
+def _findings(panel: Panel) -> pd.DataFrame:
+    det = TemporalDrift(TemporalConfig(indicators=("physician_fte",)))
+    f = det.detect(panel, panel.months)
+    return f[f["service_id"] == "S000"]
+
+
+def test_a_rounding_step_in_a_small_service_is_not_a_collapse():
+    # 0.56 FTE reported to one decimal: 0.6 for two years, then 0.5 (a 17 % step on paper)
+    path = np.r_[np.full(30, 0.56), np.full(10, 0.54)]
+    assert _findings(_fte_panel(path)).empty
+
+
+@pytest.mark.parametrize("after", [0.3, 0.2])
+def test_a_real_loss_of_physician_time_in_a_small_service_is_found(after):
+    path = np.r_[np.full(30, 0.56), np.full(6, after)]
+    f = _findings(_fte_panel(path))
+    assert not f.empty
+    assert f["month_index"].min() == START + 30
