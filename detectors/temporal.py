@@ -4,7 +4,11 @@
    stabilising scale and expressed relative to the median of all services that month:
 
    * proportions: ``y = asin(sqrt(p))``, sampling variance ``1 / (4 n)``;
-   * rates with counts: ``y = log((O + 0.5) / workers)``, sampling variance ``1 / (O + 0.5)``;
+   * rates with counts: ``y = log((O + 0.5) / workers)``, sampling variance ``1 / (O + 0.5)``
+     for the baseline; the month itself is tested on the square-root scale against the count
+     E the baseline expects, ``z = (sqrt(O + 3/8) - sqrt(E + 3/8)) / sqrt(1/4 + (E + 3/8) own / 4)``
+     (Anscombe: a Poisson count is nearly symmetric there, so the few complaints of a small
+     service do not look like a spike);
    * other indicators: ``y = log(value)``, no sampling variance but the rounding of the
      reported numbers (``step² / 12`` relative; a ratio inherits its numerator's and
      denominator's rounding, e.g. physician FTE reported to one decimal).
@@ -269,6 +273,16 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     own = (count * own + cfg.shrink_weight * pooled) / (count + cfg.shrink_weight)
     sigma = np.sqrt(own + np.nan_to_num(var) + floor ** 2)
     z = (r - mu) / sigma
+    if ind.kind == "rate" and offset is None:
+        # Counts are tested on the square-root scale, where a Poisson count is nearly
+        # symmetric with variance 1/4 (Anscombe), against the count the baseline expects; the
+        # service's own multiplicative variation adds (E + 3/8) * own / 4 (delta method).
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected_count = np.clip(np.exp(centre + mu) * workers - 0.5, 0.0, None)
+            a = expected_count + 0.375
+            z = np.where(np.isfinite(var),
+                         (np.sqrt(counts + 0.375) - np.sqrt(a)) / np.sqrt(0.25 + a * (own + floor ** 2) / 4.0),
+                         np.nan)
     z[count < min_history] = np.nan
     sign = -1.0 if ind.worse == "lower" else 1.0
     zw = sign * z

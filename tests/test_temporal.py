@@ -64,3 +64,45 @@ def test_a_real_loss_of_physician_time_in_a_small_service_is_found(after):
     f = _findings(_fte_panel(path))
     assert not f.empty
     assert f["month_index"].min() == START + 30
+
+
+def count_panel(code: str, counts: np.ndarray, workers: np.ndarray, scale: float) -> Panel:
+    T, S = counts.shape
+    p = value_panel(code, scale * counts / workers)
+    p.observations["numerator"] = counts.ravel().astype(float)
+    p.observations["denominator"] = workers.ravel().astype(float)
+    return p
+
+
+def _complaints(multiplier: np.ndarray, size: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """40 services, 40 months of complaints at 0.4 per 10,000 workers a month; service 0 has
+    ``size`` workers and its expected count is multiplied by ``multiplier`` (one value a month)."""
+    rng = np.random.default_rng(seed)
+    T, S = len(multiplier), 40
+    workers = np.tile(rng.uniform(8_000, 120_000, S), (T, 1))
+    workers[:, 0] = size
+    mean = workers * 0.4 / 10_000
+    mean[:, 0] *= multiplier
+    counts = rng.poisson(mean)
+    panel = count_panel("complaints_per_10k", counts, workers, 10_000)
+    det = TemporalDrift(TemporalConfig(indicators=("complaints_per_10k",)))
+    f = det.detect(panel, panel.months)
+    return f[f["service_id"] == "S000"], counts[:, 0]
+
+
+def test_a_few_complaints_in_a_small_service_are_not_a_spike():
+    # 10,000 workers expect 0.4 complaints a month; 3 in one month happens (P ≈ 0.8 %)
+    mult = np.ones(40)
+    mult[32] = 7.5
+    misses = 0
+    for seed in range(20):
+        f, counts = _complaints(mult, 10_000, seed)
+        misses += (not f.empty)
+    assert misses <= 1
+
+
+def test_a_lasting_surge_of_complaints_in_a_large_service_is_found():
+    mult = np.r_[np.ones(30), np.full(10, 3.0)]
+    found = [_complaints(mult, 80_000, seed)[0] for seed in range(10)]
+    assert sum(not f.empty for f in found) >= 9
+    assert all(f["month_index"].min() >= START + 30 for f in found if not f.empty)
