@@ -4,11 +4,8 @@
    stabilising scale and expressed relative to the median of all services that month:
 
    * proportions: ``y = asin(sqrt(p))``, sampling variance ``1 / (4 n)``;
-   * rates with counts: ``y = log((O + 0.5) / workers)``, sampling variance ``1 / (O + 0.5)``
-     for the baseline; the month itself is tested on the square-root scale against the count
-     E the baseline expects, ``z = (sqrt(O + 3/8) - sqrt(E + 3/8)) / sqrt(1/4 + (E + 3/8) own / 4)``
-     (Anscombe: a Poisson count is nearly symmetric there, so the few complaints of a small
-     service do not look like a spike);
+   * rates with counts: ``y = log((O + 0.5) / workers)``, sampling variance ``1 / (O + 0.5)``,
+     used for the service's own spread; the month itself is scored exactly (see 2.);
    * other indicators: ``y = log(value)``, no sampling variance but the rounding of the
      reported numbers (``step² / 12`` relative; a ratio inherits its numerator's and
      denominator's rounding, e.g. physician FTE reported to one decimal).
@@ -26,6 +23,12 @@
        z_t = (r_t - mu) / sqrt(own variance + v_t + floor²)
 
    oriented so that positive = the worse side of the indicator (catalogue "worse when").
+   Counts are scored exactly instead: the expected count E is the peers' rate this month
+   times the service's size times its own standardised ratio over the window
+   (:func:`expected_counts`, a mean: a median of months with 0 or 1 event is not a rate), and
+   z is the normal score of the observed count under a negative binomial of mean E whose
+   extra variance is the service's own (:func:`count_z`). Three complaints where 0.4 were
+   expected happen about once in 100 months: no spike.
    Everything uses months before t only: findings are causal.
 
 3. **Tests.** A one-sided upper CUSUM on z (``k`` = 0.5, threshold ``h`` calibrated by average
@@ -179,6 +182,41 @@ def quantisation_variance(*columns: np.ndarray) -> np.ndarray:
     return total
 
 
+def expected_counts(counts: np.ndarray, peer_expected: np.ndarray, window: int) -> np.ndarray:
+    """The count each service-month should have, from the service's own past (causal).
+
+    ``peer_expected`` is what the month's peer rate gives for the service's size; the
+    service's standardised ratio over the previous ``window`` observations (its counts over
+    what its peers' rates would have given) scales it. A ratio of sums is a mean, which the
+    months with 0 or 1 event of a small service do not bias as a median would; the
+    Gamma(0.5, 0.5) prior (half an event at the peers' rate) keeps a service without events
+    finite.
+    """
+    seen = np.isfinite(peer_expected)
+    obs_sum = _nan_window_stat(np.where(seen, counts, np.nan), window, np.nansum)
+    base_sum = _nan_window_stat(np.where(seen, peer_expected, np.nan), window, np.nansum)
+    return (obs_sum + 0.5) / (base_sum + 0.5) * peer_expected
+
+
+def count_z(observed: np.ndarray, expected: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """Normal score of an observed count under a negative binomial with mean ``expected`` and
+    multiplicative extra variance ``extra`` (Gamma mixing: size = 1 / extra), by the mid-p
+    distribution function: z = Phi^-1(P(X < O) + P(X = O) / 2)."""
+    from scipy.stats import nbinom, norm
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        m = np.clip(np.asarray(expected, dtype=float), 1e-3, None)
+        size = 1.0 / np.clip(np.asarray(extra, dtype=float), 1e-6, None)
+        prob = size / (size + m)
+        o = np.asarray(observed, dtype=float)
+        ok = np.isfinite(o) & np.isfinite(m) & np.isfinite(size)
+        oo = np.where(ok, np.rint(o), 0.0)
+        below = np.where(oo > 0, nbinom.cdf(oo - 1, size, prob), 0.0)
+        mid = below + 0.5 * nbinom.pmf(oo, size, prob)
+        z = norm.ppf(np.clip(mid, 1e-300, 1 - 1e-16))
+    return np.where(ok, z, np.nan)
+
+
 def tail_factor(z: np.ndarray, q: float = 0.005, min_values: int = 500) -> np.ndarray:
     """Per month, how much heavier than normal the residuals' tails were in earlier months.
 
@@ -271,29 +309,25 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
         pooled = np.nanmedian(np.where(count >= min_history, own, np.nan), axis=1, keepdims=True)
     pooled = np.where(np.isfinite(pooled), pooled, own)
     own = (count * own + cfg.shrink_weight * pooled) / (count + cfg.shrink_weight)
-    sigma = np.sqrt(own + np.nan_to_num(var) + floor ** 2)
-    z = (r - mu) / sigma
+    # expected value: this month's peer centre plus the service's own baseline, back-transformed
+    y_exp = centre + mu
     if ind.kind == "rate" and offset is None:
-        # Counts are tested on the square-root scale, where a Poisson count is nearly
-        # symmetric with variance 1/4 (Anscombe), against the count the baseline expects; the
-        # service's own multiplicative variation adds (E + 3/8) * own / 4 (delta method).
-        with np.errstate(over="ignore", invalid="ignore"):
-            expected_count = np.clip(np.exp(centre + mu) * workers - 0.5, 0.0, None)
-            a = expected_count + 0.375
-            z = np.where(np.isfinite(var),
-                         (np.sqrt(counts + 0.375) - np.sqrt(a)) / np.sqrt(0.25 + a * (own + floor ** 2) / 4.0),
-                         np.nan)
+        # counts: exact negative-binomial score against the count the baseline expects
+        expected_count = expected_counts(counts, np.where(np.isfinite(var), np.exp(centre) * workers, np.nan), window)
+        z = np.where(np.isfinite(var), count_z(counts, expected_count, own + floor ** 2), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = expected_count / workers * ind.scale
+    else:
+        z = (r - mu) / np.sqrt(own + np.nan_to_num(var) + floor ** 2)
+        if ind.kind == "proportion":
+            expected = np.sin(np.clip(y_exp, 0, np.pi / 2)) ** 2
+        elif ind.kind == "rate":
+            expected = np.exp(y_exp) - offset
+        else:
+            expected = np.exp(y_exp)
     z[count < min_history] = np.nan
     sign = -1.0 if ind.worse == "lower" else 1.0
     zw = sign * z
-    # expected value: this month's peer centre plus the service's own baseline, back-transformed
-    y_exp = centre + mu
-    if ind.kind == "proportion":
-        expected = np.sin(np.clip(y_exp, 0, np.pi / 2)) ** 2
-    elif ind.kind == "rate":
-        expected = np.exp(y_exp) * ind.scale if offset is None else np.exp(y_exp) - offset
-    else:
-        expected = np.exp(y_exp)
     return Residuals(code, months, services, v, zw, expected)
 
 
