@@ -49,6 +49,7 @@ def test_detection_quality_on_an_unseen_panel(tmp_path):
     ev = evaluate_dir(tmp_path, "unseen", baselines=True)
     stat, dq = ev.scores
     assert stat.recall >= 0.8 and stat.precision >= 0.6, stat
+    assert stat.f1 >= 0.85 and stat.median_delay <= 2, stat          # the targets
     assert stat.false_per_100_services_month <= 0.5
     assert dq.f1 >= 0.95, dq
     naive = ev.baselines["référence z naïf (|z|>3)"]
