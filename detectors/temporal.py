@@ -248,20 +248,18 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     value = obs.pivot_table(index="month_index", columns="service_id", values="value", aggfunc="last")
     months, services = value.index.to_numpy(), value.columns.to_numpy()
     v = value.to_numpy(dtype=float)
+
+    def grid(column: str) -> np.ndarray:
+        return obs.pivot_table(index="month_index", columns="service_id", values=column, aggfunc="last") \
+            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
+
+    num, den = grid("numerator"), grid("denominator")
     if ind.kind == "proportion":
-        num = obs.pivot_table(index="month_index", columns="service_id", values="numerator", aggfunc="last") \
-            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
-        den = obs.pivot_table(index="month_index", columns="service_id", values="denominator", aggfunc="last") \
-            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
         n = np.where(np.isfinite(den) & (den > 0), den, np.nan)
         y = np.arcsin(np.sqrt(np.clip(v, 0, 1)))
         var = np.where(np.isfinite(n), 1.0 / (4.0 * n), 0.0)
         floor = cfg.floor_proportion
     elif ind.kind == "rate":
-        num = obs.pivot_table(index="month_index", columns="service_id", values="numerator", aggfunc="last") \
-            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
-        den = obs.pivot_table(index="month_index", columns="service_id", values="denominator", aggfunc="last") \
-            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
         counts = np.where(np.isfinite(num), num, v * den / ind.scale)
         workers = np.where(np.isfinite(den) & (den > 0), den, np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -282,13 +280,8 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
             y = np.where(v > 0, np.log(v), np.nan)
         # no sampling variance, but reported numbers are rounded: for a ratio, the rounding of
         # its numerator and denominator (e.g. workers / physician FTE to one decimal)
-        parts = [v]
-        for column in ("numerator", "denominator"):
-            c = obs.pivot_table(index="month_index", columns="service_id", values=column, aggfunc="last") \
-                .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
-            if np.isfinite(c).any():
-                parts.append(c)
-        var = quantisation_variance(*parts)
+        # (numerator and denominator sent empty add nothing)
+        var = quantisation_variance(v, num, den)
         floor = cfg.floor_log
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
