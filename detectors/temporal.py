@@ -326,7 +326,7 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
 
 class TemporalDrift(Detector):
     name = "temporal_cusum"
-    version = "1"
+    version = "2"
     category = "drift"
     family = "temporal"
     Config = TemporalConfig
