@@ -20,7 +20,7 @@ test: venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: venv
-	$(BIN)/python -m monitor.bench --large
+	$(BIN)/python -m fixtures.harness.bench --large
 
 fixtures: venv
 	$(BIN)/python -m fixtures.generate

@@ -8,8 +8,8 @@ import json
 import sqlalchemy as sa
 
 from alerts.safe_csv import safe_cell
-from monitor.models import Alert, Service
-from monitor.reference import REGIONS
+from monitor.store.models import Alert, Service
+from monitor.vocabulary.catalogue import REGIONS
 
 EXPORT_COLUMNS = ["alert_id", "service_id", "service_name", "region_code", "indicator", "category",
                   "opened_period", "last_period", "status", "severity", "score", "detectors",
@@ -70,9 +70,9 @@ def export_alerts(engine: sa.Engine, fmt: str = "csv", status: str | None = None
 
 def export_alerts_for(engine: sa.Engine, actor, fmt: str = "csv", status: str | None = None,
                       region: str | None = None) -> str:
-    """:func:`export_alerts` as a signed-in user: only their regions (alerts.access rules)."""
-    from alerts.access import readable_regions, resolve_actor
-    from monitor import db
+    """:func:`export_alerts` as a signed-in user: only their regions (monitor.accounts.access rules)."""
+    from monitor.accounts.access import readable_regions, resolve_actor
+    from monitor.store import db
 
     with db.session_scope(engine) as s:
         who = resolve_actor(s, actor)

@@ -18,14 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
-from alerts import timefmt
-from alerts.access import (actor_display, eligible_assignee, readable_regions, region_clause, require_read,
+from monitor.vocabulary import dates as timefmt
+from monitor.accounts.access import (actor_display, eligible_assignee, readable_regions, region_clause, require_read,
                            require_write, resolve_actor)
-from alerts.errors import ConcurrentModification, InvalidAction, NotFound, require_known
+from monitor.vocabulary.errors import ConcurrentModification, InvalidAction, NotFound, require_known
 from alerts.safe_csv import safe_cell
 from alerts.triage import check_version, clean_text, conflict_message, mark_follow_up
-from monitor import db
-from monitor.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
+from monitor.store import db
+from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
 
 
 @dataclass(frozen=True)

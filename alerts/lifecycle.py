@@ -23,8 +23,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.models import Alert, AlertEvent, FollowUp, FollowUpAlert, utcnow
-from monitor.periods import month_label
+from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, utcnow
+from monitor.vocabulary.periods import month_label
 
 ACTIVE = ("open", "acknowledged", "follow_up")
 AUTO_RESOLVABLE = ("open", "acknowledged")

@@ -27,15 +27,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
-from alerts import timefmt
-from alerts.access import (Actor, actor_display, eligible_assignee, readable_regions, region_clause, require_read,
+from monitor.vocabulary import dates as timefmt
+from monitor.accounts.access import (Actor, actor_display, eligible_assignee, readable_regions, region_clause, require_read,
                            require_write, resolve_actor)
-from alerts.errors import AccessDenied, ConcurrentModification, InvalidAction, NotFound, require_known
-from alerts.explain import label as indicator_label
-from alerts.labels import CATEGORY_FR, EVENT_FR, SEVERITY_RANK, dismiss_reason_fr, severity_fr, status_fr
-from monitor import db
-from monitor.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
-from monitor.reference import DISMISS_REASONS
+from monitor.vocabulary.errors import AccessDenied, ConcurrentModification, InvalidAction, NotFound, require_known
+from monitor.vocabulary.formatting import label as indicator_label
+from monitor.vocabulary.labels import CATEGORY_FR, EVENT_FR, SEVERITY_RANK, dismiss_reason_fr, severity_fr, status_fr
+from monitor.store import db
+from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
+from monitor.vocabulary.catalogue import DISMISS_REASONS
 
 QUEUE_STATUSES = ("open", "acknowledged")
 STATUSES = ("open", "acknowledged", "follow_up", "dismissed", "resolved")

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import state, ui
 from dashboard.views import login
-from monitor.db import DatabaseError
+from monitor.store.db import DatabaseError
 
 st.set_page_config(page_title="Supervision des SPSTI", page_icon=":material/health_and_safety:", layout="wide")
 ui.style()

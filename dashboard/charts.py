@@ -1,4 +1,4 @@
-"""Altair charts of the dashboard, drawn from monitor.analytics frames (no statistics here).
+"""Altair charts of the dashboard, drawn from monitor.readmodels.analytics frames (no statistics here).
 
 Colours follow the DSFR: bleu France for the service, rouge Marianne for what is flagged,
 greys for peers. Numbers and dates use the French locale.
@@ -11,9 +11,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from alerts.explain import fmt_value
+from monitor.vocabulary.formatting import fmt_value
 from dashboard.ui import BLUE, BLUE_LIGHT, GREY, GREY_LIGHT, GREY_MID, RED, SEVERITY_COLOURS
-from monitor.reference import CATALOGUE
+from monitor.vocabulary.catalogue import CATALOGUE
 
 FR_LOCALE = {
     "number": {"decimal": ",", "thousands": "\u202f", "grouping": [3], "currency": ["", "\u00a0€"],

@@ -15,7 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from alerts import followups, triage
-from monitor import analytics, db, users
+from monitor.readmodels import analytics
+from monitor.store import db
+from monitor.accounts import users
 
 TTL = 120           # seconds; the data version makes cached answers safe, the TTL bounds memory
 AUTH_ENV = "SPSTI_MONITOR_AUTH"
@@ -32,7 +34,7 @@ def _engine(url: str | None):
 
 
 def db_url() -> str:
-    from monitor.config import database_url
+    from monitor.config.env import database_url
 
     return database_url(None)
 
@@ -64,7 +66,7 @@ def _oidc_email() -> str | None:
 
 
 def current_user():
-    """The signed-in user as stored now (an :class:`alerts.access.Actor`), or None.
+    """The signed-in user as stored now (an :class:`monitor.accounts.access.Actor`), or None.
 
     Reloaded on every run, so a role or region changed by an administrator applies at once
     and a disabled account is signed out. With OIDC, the identity provider's e-mail is
@@ -274,6 +276,6 @@ def _can_write(user) -> bool:
 
 
 def today() -> date:
-    from alerts import timefmt
+    from monitor.vocabulary import dates as timefmt
 
     return timefmt.today()

@@ -9,10 +9,10 @@ from typing import Callable
 
 import streamlit as st
 
-from alerts import timefmt
-from alerts.errors import ServiceError
+from monitor.vocabulary import dates as timefmt
+from monitor.vocabulary.errors import ServiceError
 from dashboard import state
-from monitor.reference import REGIONS
+from monitor.vocabulary.catalogue import REGIONS
 
 # DSFR (système de design de l'État) colours
 BLUE = "#000091"          # bleu France
@@ -147,7 +147,7 @@ def detectors_text(names: str) -> str:
 
 def period_text(period: str | None) -> str:
     """« septembre 2026 » for 2026-09 (quarters and years as they are)."""
-    from monitor.periods import period_label_fr
+    from monitor.vocabulary.periods import period_label_fr
 
     if not period:
         return "—"

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import gamma, norm
 
-from alerts.explain import fmt_value, fr_number, label, month_fr
+from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
 from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings
 from detectors.panel import Panel
 from detectors.peer import MAD_SCALE, PeerConfig, Z998, peer_scores

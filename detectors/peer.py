@@ -22,11 +22,11 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from alerts.explain import fmt_value, fr_number, label, month_fr
+from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
 from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings, severity_from_score
 from detectors.funnel import funnel
 from detectors.panel import Panel
-from monitor.reference import CATALOGUE
+from monitor.vocabulary.catalogue import CATALOGUE
 
 Z95 = 1.959963984540054
 Z998 = 3.090232306167813

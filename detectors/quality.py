@@ -18,10 +18,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from alerts.explain import fmt_value, label, month_fr
+from monitor.vocabulary.formatting import fmt_value, label, month_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.panel import Panel
-from monitor.periods import parse_period
+from monitor.vocabulary.periods import parse_period
 
 DQ_REASONS = ("probable_percent", "out_of_range", "num_gt_den", "inconsistent",
               "conflicting_duplicate", "negative", "bad_number")

@@ -14,10 +14,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from alerts.explain import fmt_value, fr_number, month_fr
+from monitor.vocabulary.formatting import fmt_value, fr_number, month_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.panel import Panel
-from monitor.periods import month_index as to_month_index
+from monitor.vocabulary.periods import month_index as to_month_index
 
 
 @dataclasses.dataclass(frozen=True)

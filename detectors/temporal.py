@@ -52,11 +52,11 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from alerts.explain import fmt_value, fr_number, label, month_fr
+from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
 from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings
 from detectors.cusum import calibrate_h, upper_cusum
 from detectors.panel import Panel
-from monitor.reference import CATALOGUE
+from monitor.vocabulary.catalogue import CATALOGUE
 
 MAD_SCALE = 1.4826
 

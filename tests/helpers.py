@@ -5,7 +5,7 @@ import csv
 import random
 from pathlib import Path
 
-from monitor.siret import luhn_complete
+from monitor.vocabulary.siret import luhn_complete
 
 REGISTER_COLUMNS = ["service_id", "name", "region_code", "departments", "workers_followed",
                     "companies", "agrement_end", "agrement_start", "certification_level",

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import INDICATOR_COLUMNS, REGISTER_COLUMNS, indicator_rows, register_rows, write_csv  # noqa: E402
 
-from monitor.models import Observation, Quarantine, SourcePull, Submission  # noqa: E402
-from monitor.register import load_register  # noqa: E402
+from monitor.store.models import Observation, Quarantine, SourcePull, Submission  # noqa: E402
+from monitor.ingest.register import load_register  # noqa: E402
 
 
 def load_services(engine, tmp_path: Path, n: int = 6) -> list[dict]:

@@ -15,11 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from world import make_world  # noqa: E402
 
 from alerts import followups, triage  # noqa: E402
-from alerts.errors import AccessDenied  # noqa: E402
+from monitor.vocabulary.errors import AccessDenied  # noqa: E402
+from monitor.accounts.access import Actor  # noqa: E402
 from alerts.export import export_alerts_for  # noqa: E402
-from alerts.queries import Scope  # noqa: E402
-from monitor import users as users_mod  # noqa: E402
-from monitor.models import AlertEvent, FollowUp, User, UserEvent  # noqa: E402
+from monitor.accounts import users as users_mod  # noqa: E402
+from monitor.store.models import AlertEvent, FollowUp, User, UserEvent  # noqa: E402
 
 DUE = date.today() + timedelta(days=30)
 
@@ -89,7 +89,7 @@ def test_agent_of_84_can_neither_read_nor_write_an_alert_of_93(engine, tmp_path)
 
 def test_whatever_the_caller_claims_rights_come_from_the_database(engine, tmp_path):
     w, a93, _ = _world_with_follow_up(engine, tmp_path)
-    forged = Scope(email="agent84@dreets.test", role="admin", regions=None)      # claims to be admin
+    forged = Actor(id=0, email="agent84@dreets.test", name="x", role="admin", regions=None)      # claims to be admin
     with pytest.raises(AccessDenied, match="hors de vos régions"):
         triage.get_alert(engine, forged, a93)
     with pytest.raises(AccessDenied, match="utilisateur inconnu"):
@@ -181,8 +181,8 @@ def _user_events(engine):
 
 
 def test_only_an_administrator_creates_accounts_from_the_dashboard(sqlite_engine):
-    from alerts.errors import AccessDenied
-    from monitor.users import add_user, authenticate, create_user
+    from monitor.vocabulary.errors import AccessDenied
+    from monitor.accounts.users import add_user, authenticate, create_user
 
     add_user(sqlite_engine, email="chef@dreets.fr", name="Admin", role="admin", password="mot-de-passe-admin")
     add_user(sqlite_engine, email="agent@dreets.fr", name="Agent", role="agent", regions="84",

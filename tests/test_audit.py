@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from world import make_world  # noqa: E402
 
 from alerts import followups, triage  # noqa: E402
-from monitor import users as users_mod  # noqa: E402
+from monitor.accounts import users as users_mod  # noqa: E402
 
 
 def test_alert_history_in_one_call_with_follow_up_events(engine, tmp_path):

@@ -66,8 +66,8 @@ def test_errors_are_one_sentence_without_traceback(sqlite_url, tmp_path):
 
 
 def test_users_add_hashes_password_and_authenticates(sqlite_url):
-    from monitor import db
-    from monitor.users import MAX_FAILED_LOGINS, authenticate
+    from monitor.store import db
+    from monitor.accounts.users import MAX_FAILED_LOGINS, authenticate
 
     run(["init"], sqlite_url)
     r = run(["users", "add", "Agent@DREETS.fr", "--name", "Agent", "--role", "agent", "--regions", "84,93",

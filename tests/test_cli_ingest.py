@@ -14,9 +14,9 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import INDICATOR_COLUMNS, REGISTER_COLUMNS, indicator_rows, register_rows, write_csv  # noqa: E402
 
-from monitor.ingest import ingest_file  # noqa: E402
-from monitor.models import Observation, Quarantine, Submission  # noqa: E402
-from monitor.register import load_register  # noqa: E402
+from monitor.ingest.indicators import ingest_file  # noqa: E402
+from monitor.store.models import Observation, Quarantine, Submission  # noqa: E402
+from monitor.ingest.register import load_register  # noqa: E402
 
 _SCRIPT = Path(sys.executable).with_name("spsti-monitor")
 EXE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "monitor"]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 from world import make_world  # noqa: E402
 
-from monitor.cli import cli  # noqa: E402
+from monitor.cli.main import cli  # noqa: E402
 
 
 def test_triage_and_follow_ups_through_the_cli(engine, tmp_path):

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 from world import make_world  # noqa: E402
 
-from alerts import digest, triage  # noqa: E402
-from alerts.errors import ConcurrentModification  # noqa: E402
-from monitor import db  # noqa: E402
-from monitor.models import AlertEvent, DigestOutbox  # noqa: E402
+from alerts.notify import digest  # noqa: E402
+from alerts import triage  # noqa: E402
+from monitor.vocabulary.errors import ConcurrentModification  # noqa: E402
+from monitor.store import db  # noqa: E402
+from monitor.store.models import AlertEvent, DigestOutbox  # noqa: E402
 
 MESSAGE = re.compile(r"^Cette alerte a été modifiée par (.+) à \d\d:\d\d ; rechargez-la avant de la modifier\.$")
 

@@ -18,11 +18,12 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from alerts import timefmt, triage
+from monitor.vocabulary import dates as timefmt
+from alerts import triage
 from alerts.lifecycle import apply_findings
-from monitor import db
-from monitor.models import Alert, AlertEvent, FollowUp, FollowUpAlert, Service, User
-from monitor.users import add_user
+from monitor.store import db
+from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, Service, User
+from monitor.accounts.users import add_user
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PASSWORD = "mot-de-passe-test"
@@ -66,8 +67,8 @@ def build_dashboard_db(base: Path, seed: int = SEED, n_services: int = 40, n_mon
     """A generated panel ingested and detected, users of every role, and open alerts in 84 and 93."""
     from fixtures._io import write_panel
     from fixtures.generate import generate
-    from monitor.datasets import load_dataset
-    from monitor.detection import run_detection
+    from fixtures.harness.datasets import load_dataset
+    from monitor.pipeline.detection import run_detection
 
     base.mkdir(parents=True, exist_ok=True)
     write_panel(generate(seed=seed, n_services=n_services, n_months=n_months), base / "data")
@@ -559,16 +560,16 @@ def test_disabled_account_is_signed_out(wdash):
 # --------------------------------------------------------------------------- analytics on both databases
 
 def test_analytics_on_sqlite_and_postgresql(engine, tmp_path):
-    """monitor.analytics answers the same on SQLite and PostgreSQL, within the user's regions."""
+    """monitor.readmodels.analytics answers the same on SQLite and PostgreSQL, within the user's regions."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
     from helpers import INDICATOR_COLUMNS, REGISTER_COLUMNS, indicator_rows, register_rows, write_csv
 
-    from monitor import analytics
-    from monitor.detection import run_detection
-    from monitor.ingest import ingest_file
-    from monitor.register import load_register
+    from monitor.readmodels import analytics
+    from monitor.pipeline.detection import run_detection
+    from monitor.ingest.indicators import ingest_file
+    from monitor.ingest.register import load_register
 
     svcs = register_rows(18, regions=("84", "93"))
     rows = indicator_rows(svcs, [f"2025-{m:02d}" for m in range(1, 10)])
@@ -612,7 +613,7 @@ def test_analytics_on_sqlite_and_postgresql(engine, tmp_path):
     triage.acknowledge(engine, "a84@test.fr", a.id, a.version)
     assert analytics.data_version(engine) != v1
     other = next(s for s in svcs if s["region_code"] == "93")["service_id"]
-    from alerts.errors import AccessDenied
+    from monitor.vocabulary.errors import AccessDenied
 
     for call in (lambda: analytics.service_profile(engine, "a84@test.fr", other),
                  lambda: analytics.indicator_series(engine, "a84@test.fr", other, "vip_init_in_delay_rate"),

@@ -38,8 +38,8 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright n
 sys.path.insert(0, str(Path(__file__).parent))
 from test_dashboard_apptest import PASSWORD, USERS, build_dashboard_db  # noqa: E402
 
-from monitor import db  # noqa: E402
-from monitor.models import Alert, AlertEvent, FollowUp, FollowUpAlert, Service, User  # noqa: E402
+from monitor.store import db  # noqa: E402
+from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, Service, User  # noqa: E402
 
 QUEUE_BUDGET_S = 2.0        # navigation to the queue, table on screen (issue 6)
 SIGN_IN_BUDGET_S = 3.0      # sign-in included (argon2 check, new session)
@@ -270,9 +270,9 @@ def _ten_thousand_alerts(base: Path, world) -> str:
     acknowledged alerts over its services (bulk insert); returns its URL."""
     import random
 
-    from monitor.register import load_register
-    from monitor.schema import init
-    from monitor.users import add_user
+    from monitor.ingest.register import load_register
+    from monitor.store.schema import init
+    from monitor.accounts.users import add_user
 
     url = f"sqlite:///{base / 'dix-mille.db'}"
     eng = db.get_engine(url)

@@ -15,10 +15,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import INDICATOR_COLUMNS, REGISTER_COLUMNS, indicator_rows, register_rows, write_csv  # noqa: E402
 
 from alerts.export import EXPORT_COLUMNS, export_alerts  # noqa: E402
-from monitor.detection import run_detection  # noqa: E402
-from monitor.ingest import ingest_file  # noqa: E402
-from monitor.models import Alert, AlertEvent  # noqa: E402
-from monitor.register import load_register  # noqa: E402
+from monitor.pipeline.detection import run_detection  # noqa: E402
+from monitor.ingest.indicators import ingest_file  # noqa: E402
+from monitor.store.models import Alert, AlertEvent  # noqa: E402
+from monitor.ingest.register import load_register  # noqa: E402
 
 MONTHS = [f"2024-{m:02d}" for m in range(1, 13)] + [f"2025-{m:02d}" for m in range(1, 10)]
 
@@ -92,7 +92,7 @@ def test_detect_is_idempotent_and_incremental(engine, tmp_path):
 
 
 def test_as_of_then_full_equals_single_full_run(tmp_path, db_url):
-    from monitor import db, schema
+    from monitor.store import db, schema
 
     _panel(tmp_path)
     urls = [db_url, f"sqlite:///{tmp_path / 'single.db'}"]
@@ -157,7 +157,7 @@ def test_concurrent_detection_runs_do_not_apply_twice(engine, tmp_path):
     _panel(tmp_path)
     _load(engine, tmp_path)
     reference = f"sqlite:///{tmp_path / 'ref.db'}"
-    from monitor import db, schema
+    from monitor.store import db, schema
 
     ref = db.get_engine(reference)
     schema.init(ref)

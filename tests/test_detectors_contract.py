@@ -8,7 +8,7 @@ import pytest
 from detectors.base import CATEGORIES, FINDING_COLUMNS, SEVERITIES, Detector
 from detectors.panel import Panel
 from detectors.registry import ALL, default_detectors
-from monitor.periods import parse_periods
+from monitor.vocabulary.periods import parse_periods
 
 
 @pytest.fixture(scope="module")

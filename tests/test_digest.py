@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from world import detect, finding, make_world  # noqa: E402
 
 from alerts import triage  # noqa: E402
-from alerts.digest import DigestDeliveryError, send_digests  # noqa: E402
-from monitor.config import SmtpSettings  # noqa: E402
-from monitor.models import DigestOutbox, User  # noqa: E402
+from alerts.notify.digest import DigestDeliveryError, send_digests  # noqa: E402
+from monitor.config.env import SmtpSettings  # noqa: E402
+from monitor.store.models import DigestOutbox, User  # noqa: E402
 
 BASE = "https://veille-spsti.dreets.test"
 SENDER = "Veille SPSTI <veille-spsti@dreets.test>"
@@ -250,10 +250,10 @@ def test_smtp_login_is_used_when_a_user_is_configured(sqlite_engine, tmp_path):
 
 
 def test_cli_digest_send(sqlite_url, tmp_path):
-    from monitor import db
+    from monitor.store import db
 
     engine = db.get_engine(sqlite_url)
-    from monitor import schema
+    from monitor.store import schema
 
     schema.init(engine)
     make_world(engine, tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from monitor.evaluation import GROUPS, score_alerts
+from fixtures.harness.evaluation import GROUPS, score_alerts
 
 
 def _labels():
@@ -43,7 +43,7 @@ def test_scoring_rules_window_indicator_and_wildcard():
 def test_detection_quality_on_an_unseen_panel(tmp_path):
     """A seed, size and length never used during development; thresholds are not tuned to it."""
     from fixtures.generate import generate, write_panel
-    from monitor.evaluation import evaluate_dir
+    from fixtures.harness.evaluation import evaluate_dir
 
     write_panel(generate(seed=4242, n_services=150, n_months=40), tmp_path)
     ev = evaluate_dir(tmp_path, "unseen", baselines=True)
@@ -59,10 +59,10 @@ def test_detection_quality_on_an_unseen_panel(tmp_path):
 def test_values_without_counts_still_reach_the_peer_and_temporal_detectors(tmp_path):
     """Counts are optional in the exchange format: a panel sent as values only still works."""
     from fixtures.generate import generate
-    from monitor import db
-    from monitor.datasets import load_dataset
-    from monitor.detection import run_detection
-    from monitor.evaluation import alert_openings
+    from monitor.store import db
+    from fixtures.harness.datasets import load_dataset
+    from monitor.pipeline.detection import run_detection
+    from fixtures.harness.evaluation import alert_openings
 
     panel = generate(seed=31, n_services=60, n_months=30, end="2025-06")
     obs = panel.observations

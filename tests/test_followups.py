@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from world import FIRST, detect, finding, make_world  # noqa: E402
 
 from alerts import followups, triage  # noqa: E402
-from alerts.errors import AccessDenied, ConcurrentModification, InvalidAction  # noqa: E402
+from monitor.vocabulary.errors import AccessDenied, ConcurrentModification, InvalidAction  # noqa: E402
 from alerts.followups import KINDS  # noqa: E402
-from monitor.models import AlertEvent, FollowUpEvent  # noqa: E402
+from monitor.store.models import AlertEvent, FollowUpEvent  # noqa: E402
 
 TODAY = date(2026, 1, 15)
 

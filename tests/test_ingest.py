@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import (INDICATOR_COLUMNS, REGISTER_COLUMNS, indicator_rows, register_rows,  # noqa: E402
                      siret, write_csv)
 
-from monitor import ingest as ingest_mod  # noqa: E402
-from monitor.ingest import REASONS, ingest_file, ingest_files  # noqa: E402
-from monitor.models import Observation, Quarantine, Service, ServiceDepartment, Submission  # noqa: E402
-from monitor.periods import month_index  # noqa: E402
-from monitor.readers import InputFileError, formula_mask, parse_numbers, read_table  # noqa: E402
-from monitor.register import load_register  # noqa: E402
+from monitor.ingest import indicators as ingest_mod  # noqa: E402
+from monitor.ingest.indicators import REASONS, ingest_file, ingest_files  # noqa: E402
+from monitor.store.models import Observation, Quarantine, Service, ServiceDepartment, Submission  # noqa: E402
+from monitor.vocabulary.periods import month_index  # noqa: E402
+from monitor.ingest.readers import InputFileError, formula_mask, parse_numbers, read_table  # noqa: E402
+from monitor.ingest.register import load_register  # noqa: E402
 
 FORMULA = '=HYPERLINK("http://x","y")'
 MONTHS = ["2025-01", "2025-02"]

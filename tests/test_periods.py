@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from monitor.periods import (PeriodError, month_index, month_label, month_label_fr, parse_period,
+from monitor.vocabulary.periods import (PeriodError, month_index, month_label, month_label_fr, parse_period,
                              parse_periods, period_label_fr)
 
 VALID = [

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import REGISTER_COLUMNS, register_rows, siret, write_csv  # noqa: E402
 
-from monitor.models import Service, ServiceDepartment  # noqa: E402
-from monitor.readers import InputFileError  # noqa: E402
-from monitor.register import load_register  # noqa: E402
-from monitor.siret import luhn_complete, luhn_valid, luhn_valid_series  # noqa: E402
+from monitor.store.models import Service, ServiceDepartment  # noqa: E402
+from monitor.ingest.readers import InputFileError  # noqa: E402
+from monitor.ingest.register import load_register  # noqa: E402
+from monitor.vocabulary.siret import luhn_complete, luhn_valid, luhn_valid_series  # noqa: E402
 
 
 def _services(engine) -> dict[str, dict]:

@@ -16,10 +16,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 from pull_helpers import csv_bytes, load_services, observations, submissions, write_config  # noqa: E402
 
-from monitor import db, jobs, schema  # noqa: E402
-from monitor import scheduler as sch  # noqa: E402
-from monitor.models import JobRun  # noqa: E402
-from monitor.settings import load_settings  # noqa: E402
+from monitor.store import db, schema  # noqa: E402
+from monitor.pipeline import jobs  # noqa: E402
+from monitor.pipeline import scheduler as sch  # noqa: E402
+from monitor.store.models import JobRun  # noqa: E402
+from monitor.config.settings import load_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -260,7 +261,7 @@ def test_detection_job_only_after_new_data(sqlite_engine, tmp_path):
     engine = sqlite_engine
     svcs = load_services(engine, tmp_path)
     assert sch.detect_step(engine).outcome == "skipped"
-    from monitor.ingest import ingest_file
+    from monitor.ingest.indicators import ingest_file
 
     (tmp_path / "a.csv").write_bytes(csv_bytes(svcs, ["2025-01"]))
     ingest_file(engine, tmp_path / "a.csv")
@@ -285,7 +286,7 @@ def test_digest_job_calls_the_digest_module_when_present(sqlite_engine, tmp_path
 
 def _main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
     """``spsti-monitor ARGS`` in this process (the SIGTERM test below runs a real process)."""
-    from monitor.cli import main
+    from monitor.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["spsti-monitor", *args])
     try:
@@ -381,7 +382,7 @@ def test_scheduler_survives_a_database_outage(backend, tmp_path, request):
 
 def test_digest_job_with_the_real_digest_module(sqlite_engine, tmp_path, monkeypatch):
     """With no subscriber there is nothing to send: the run is recorded as ok, no SMTP needed."""
-    pytest.importorskip("alerts.digest")
+    pytest.importorskip("alerts.notify.digest")
     monkeypatch.setattr(sch, "_digest_function", _real_digest_function)
     out = sch.run_one(sqlite_engine, load_settings(_config(tmp_path)), "digest")
     assert out.outcome == "ok", out.error
@@ -389,12 +390,12 @@ def test_digest_job_with_the_real_digest_module(sqlite_engine, tmp_path, monkeyp
 
 
 def test_digest_job_records_a_delivery_failure(sqlite_engine, tmp_path, monkeypatch):
-    from alerts.errors import ServiceError
+    from monitor.vocabulary.errors import ServiceError
 
     class DeliveryError(ServiceError):
         pass
 
-    DeliveryError.__module__ = "alerts.digest"
+    DeliveryError.__module__ = "alerts.notify.digest"
 
     def send_digests(engine_, dry_run=False):
         raise DeliveryError("2 récapitulatif(s) non envoyé(s) : serveur SMTP injoignable ; ils seront renvoyés")

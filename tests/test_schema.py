@@ -6,9 +6,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from monitor import db, schema
-from monitor.models import Base, IndicatorDef, Region
-from monitor.reference import CATALOGUE, REGIONS
+from monitor.store import db, schema
+from monitor.store.models import Base, IndicatorDef, Region
+from monitor.vocabulary.catalogue import CATALOGUE, REGIONS
 
 
 def _diff(engine):

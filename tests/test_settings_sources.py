@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor import settings as st
-from monitor.settings import ConfigError, FolderSourceConfig, HttpSourceConfig, SqlSourceConfig, load_settings
+from monitor.config import settings as st
+from monitor.config.settings import ConfigError, FolderSourceConfig, HttpSourceConfig, SqlSourceConfig, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from pull_helpers import csv_bytes, load_services, observations, pulls, submissions  # noqa: E402
 
-from monitor.settings import FolderSourceConfig, Schedule  # noqa: E402
+from monitor.config.settings import FolderSourceConfig, Schedule  # noqa: E402
 from monitor.sources import pull_source  # noqa: E402
 from monitor.sources.folder import is_temporary_name  # noqa: E402
 

@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from http_script import ScriptedServer  # noqa: E402
 from pull_helpers import csv_bytes, load_services, observations, pulls, submissions  # noqa: E402
 
-from monitor.ingest import ingest_file  # noqa: E402
-from monitor.settings import HttpSourceConfig, Schedule  # noqa: E402
+from monitor.ingest.indicators import ingest_file  # noqa: E402
+from monitor.config.settings import HttpSourceConfig, Schedule  # noqa: E402
 from monitor.sources import pull_source  # noqa: E402
 
 MALFORMED = b"\x00\x01\x02 ceci n'est pas un export\x00"

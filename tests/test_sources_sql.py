@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import indicator_rows  # noqa: E402
 from pull_helpers import load_services, observations, pulls, submissions  # noqa: E402
 
-from monitor.settings import Schedule, SqlSourceConfig  # noqa: E402
+from monitor.config.settings import Schedule, SqlSourceConfig  # noqa: E402
 from monitor.sources import pull_source  # noqa: E402
 
 QUERY = """SELECT siret AS SERVICE_ID, mois AS Period, code AS indicator, valeur AS value,

@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import INDICATOR_COLUMNS, indicator_rows, siret, write_csv  # noqa: E402
 from pull_helpers import load_services, write_config  # noqa: E402
 
-from monitor import steward  # noqa: E402
-from monitor.ingest import ingest_file  # noqa: E402
-from monitor.settings import load_settings  # noqa: E402
+from monitor.readmodels import steward  # noqa: E402
+from monitor.ingest.indicators import ingest_file  # noqa: E402
+from monitor.config.settings import load_settings  # noqa: E402
 from monitor.sources import pull_source  # noqa: E402
 
 MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04"]

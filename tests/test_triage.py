@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from world import FIRST, detect, finding, make_world  # noqa: E402
 
 from alerts import followups, triage  # noqa: E402
-from alerts.errors import AccessDenied, InvalidAction  # noqa: E402
-from monitor.models import Alert, AlertEvent  # noqa: E402
+from monitor.vocabulary.errors import AccessDenied, InvalidAction  # noqa: E402
+from monitor.store.models import Alert, AlertEvent  # noqa: E402
 
 TODAY = date(2026, 1, 15)
 
@@ -182,8 +182,8 @@ def test_real_detection_run_then_triage(sqlite_engine, tmp_path):
     """On alerts from the real pipeline: triage, then a re-run of detection changes nothing."""
     from test_detection_pipeline import _load, _panel
 
-    from monitor.detection import run_detection
-    from monitor.users import add_user
+    from monitor.pipeline.detection import run_detection
+    from monitor.accounts.users import add_user
 
     _panel(tmp_path)
     _load(sqlite_engine, tmp_path)

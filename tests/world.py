@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import REGISTER_COLUMNS, register_rows, write_csv  # noqa: E402
 
 from alerts.lifecycle import apply_findings  # noqa: E402
-from monitor import db  # noqa: E402
-from monitor.models import Alert, User  # noqa: E402
-from monitor.periods import month_index  # noqa: E402
-from monitor.register import load_register  # noqa: E402
+from monitor.store import db  # noqa: E402
+from monitor.store.models import Alert, User  # noqa: E402
+from monitor.vocabulary.periods import month_index  # noqa: E402
+from monitor.ingest.register import load_register  # noqa: E402
 
 PASSWORD = "motdepasse-test"
 _HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)

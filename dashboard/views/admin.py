@@ -7,11 +7,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from alerts import timefmt
-from alerts.errors import ServiceError
+from monitor.vocabulary import dates as timefmt
+from monitor.vocabulary.errors import ServiceError
 from dashboard import state, ui
-from monitor import users
-from monitor.reference import REGIONS
+from monitor.accounts import users
+from monitor.vocabulary.catalogue import REGIONS
 
 DIGESTS = {"daily": "quotidien", "weekly": "hebdomadaire", "off": "désactivé"}
 SEVERITIES = {"low": "faible et plus", "medium": "moyenne et plus", "high": "élevée seulement"}

@@ -8,11 +8,12 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from alerts import followups, timefmt, triage
-from alerts.errors import ServiceError
+from alerts import followups, triage
+from monitor.vocabulary import dates as timefmt
+from monitor.vocabulary.errors import ServiceError
 from dashboard import charts, state, ui
-from monitor import analytics
-from monitor.reference import CATALOGUE, DISMISS_REASONS
+from monitor.readmodels import analytics
+from monitor.vocabulary.catalogue import CATALOGUE, DISMISS_REASONS
 
 
 def _pick_alert() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from alerts import timefmt
+from monitor.vocabulary import dates as timefmt
 from dashboard import state, ui
 
 OUTCOMES = {"ok": "réussie", "error": "échec", "running": "en cours", "missed": "manquée",

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from alerts import followups, timefmt
-from alerts.errors import ServiceError
+from alerts import followups
+from monitor.vocabulary import dates as timefmt
+from monitor.vocabulary.errors import ServiceError
 from dashboard import state, ui
 
 
@@ -94,7 +95,7 @@ def _editor(user, fu_id: int) -> None:
 
 
 def followups_event_label(kind: str) -> str:
-    from alerts.labels import EVENT_FR
+    from monitor.vocabulary.labels import EVENT_FR
 
     return EVENT_FR.get(kind, kind).capitalize()
 

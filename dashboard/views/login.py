@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import state, ui
-from monitor.users import authenticate
+from monitor.accounts.users import authenticate
 
 
 def _local_form() -> None:

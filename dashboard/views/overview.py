@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from alerts.explain import fmt_value
+from monitor.vocabulary.formatting import fmt_value
 from dashboard import charts, state, ui
-from monitor import analytics
-from monitor.periods import month_label_fr
+from monitor.readmodels import analytics
+from monitor.vocabulary.periods import month_label_fr
 
 
 def _regions_table(summary: pd.DataFrame) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state, ui
-from monitor import analytics
+from monitor.readmodels import analytics
 
 TABLE_COLUMNS = {
     "id": "N°", "sev": "Gravité", "service_name": "Service", "region_name": "Région",

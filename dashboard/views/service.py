@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from alerts import timefmt
-from alerts.errors import ServiceError
+from monitor.vocabulary import dates as timefmt
+from monitor.vocabulary.errors import ServiceError
 from dashboard import charts, state, ui
-from monitor import analytics
+from monitor.readmodels import analytics
 
 
 def _pick(user) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from monitor.settings import SourceConfig
+from monitor.config.settings import SourceConfig
 from monitor.sources.base import PullResult, Source
 
 __all__ = ["PullResult", "Source", "make_source", "pull_source"]

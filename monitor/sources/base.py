@@ -16,11 +16,11 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from monitor import db
-from monitor.ingest import IngestReport, ingest_files
-from monitor.models import SourcePull, Submission, utcnow
-from monitor.readers import InputFileError
-from monitor.settings import SourceConfig
+from monitor.store import db
+from monitor.ingest.indicators import IngestReport, ingest_files
+from monitor.store.models import SourcePull, Submission, utcnow
+from monitor.ingest.readers import InputFileError
+from monitor.config.settings import SourceConfig
 
 # Set when the scheduler shuts down: waits between retries end at once.
 STOP = threading.Event()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from monitor.readers import checksum_bytes
-from monitor.settings import FolderSourceConfig
+from monitor.ingest.readers import checksum_bytes
+from monitor.config.settings import FolderSourceConfig
 from monitor.sources.base import NOT_MODIFIED, OK, BaseSource, PullResult, ingest_snapshot, known_checksums
 
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", ".download",

@@ -27,7 +27,7 @@ from pathlib import PurePosixPath
 
 import sqlalchemy as sa
 
-from monitor.settings import ConfigError, HttpSourceConfig
+from monitor.config.settings import ConfigError, HttpSourceConfig
 from monitor.sources.base import NOT_MODIFIED, OK, STOP, BaseSource, PullResult, ingest_snapshot, last_good_pull
 
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}

@@ -17,8 +17,8 @@ import io
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from monitor.ingest import OPTIONAL, REQUIRED
-from monitor.settings import ConfigError, SqlSourceConfig
+from monitor.ingest.indicators import OPTIONAL, REQUIRED
+from monitor.config.settings import ConfigError, SqlSourceConfig
 from monitor.sources.base import NOT_MODIFIED, OK, BaseSource, PullResult, ingest_snapshot
 
 COLUMNS = REQUIRED + OPTIONAL

@@ -1,0 +1,37 @@
+"""Settings read from the environment (one place, documented in the README)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_DB_URL = "sqlite:///spsti-monitor.store.db"
+
+
+def database_url(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("SPSTI_MONITOR_DB") or DEFAULT_DB_URL
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    user: str | None
+    password: str | None
+    starttls: bool
+    sender: str
+
+    @classmethod
+    def from_env(cls) -> "SmtpSettings":
+        env = os.environ.get
+        return cls(
+            host=env("SPSTI_MONITOR_SMTP_HOST", "127.0.0.1"),
+            port=int(env("SPSTI_MONITOR_SMTP_PORT", "25")),
+            user=env("SPSTI_MONITOR_SMTP_USER") or None,
+            password=env("SPSTI_MONITOR_SMTP_PASSWORD") or None,
+            starttls=env("SPSTI_MONITOR_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes", "oui"),
+            sender=env("SPSTI_MONITOR_SMTP_FROM", "spsti-monitor@localhost"),
+        )
+
+
+def base_url() -> str:
+    return os.environ.get("SPSTI_MONITOR_BASE_URL", "http://127.0.0.1:8501").rstrip("/")

@@ -1,0 +1,168 @@
+"""``detect``: run every detector as of each unprocessed month, then update the alerts."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from alerts.lifecycle import apply_findings, combine_findings
+from detectors.base import empty_findings
+from detectors.panel import Panel
+from detectors.quality import SizeJumps
+from detectors.registry import default_detectors
+from monitor.store import db
+from monitor.store.models import DetectionRun, DetectionState, Finding, utcnow
+from monitor.pipeline.panel_store import load_panel
+from monitor.vocabulary.periods import month_label, parse_period
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class DetectionSummary:
+    first_month: int | None = None
+    last_month: int | None = None
+    months: int = 0
+    findings: dict[str, int] = field(default_factory=dict)
+    opened: int = 0
+    reopened: int = 0
+    resolved: int = 0
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+    def summary_fr(self) -> str:
+        if self.up_to_date:
+            return "Détection déjà à jour : aucune nouvelle période à traiter."
+        if self.months == 0:
+            return "Aucune donnée à analyser : chargez des indicateurs avec « ingest »."
+        cats = ", ".join(f"{k} {v}" for k, v in sorted(self.findings.items())) or "aucun"
+        return (f"Détection de {month_label(self.first_month)} à {month_label(self.last_month)} "
+                f"({self.months} mois) en {self.seconds:.1f} s : constats {cats} ; "
+                f"alertes ouvertes {self.opened}, rouvertes {self.reopened}, résolues {self.resolved}")
+
+
+def run_detectors(panel: Panel, months: np.ndarray, detectors=None, progress: Progress | None = None) -> pd.DataFrame:
+    """All findings for ``months``; data-quality detectors run first and mask faulty cells."""
+    detectors = detectors if detectors is not None else default_detectors()
+    out = []
+    for i, det in enumerate(detectors, start=1):
+        if progress:
+            progress(i, len(detectors), det.name)
+        if isinstance(det, SizeJumps):
+            jumps = det.jumps(panel)
+            if len(jumps):
+                panel.exclude(jumps.assign(indicator="*"))
+        f = det.detect(panel, months)
+        if len(f):
+            out.append(f)
+    return pd.concat(out, ignore_index=True) if out else empty_findings()
+
+
+def default_target(panel: Panel) -> int:
+    """The latest month with monthly data (an annual value for the current year must not push
+    detection into months nobody has reported yet); the latest period otherwise."""
+    obs = panel.observations
+    monthly = obs.loc[obs["period_kind"] == "M", "month_index"]
+    return int(monthly.max()) if len(monthly) else int(panel.last_month)
+
+
+def reported_by_month(panel: Panel) -> dict[int, set[str]]:
+    obs = panel.observations[["month_index", "service_id"]].drop_duplicates()
+    return {int(m): set(g["service_id"]) for m, g in obs.groupby("month_index")}
+
+
+def _store_findings(conn: sa.Connection, run_id: int, findings: pd.DataFrame) -> None:
+    if findings.empty:
+        return
+    f = findings.copy()
+    f["run_id"] = run_id
+    f["period"] = [month_label(m) for m in f["month_index"]]
+    cols = ["run_id", "service_id", "indicator", "period", "month_index", "category", "detector",
+            "detector_version", "score", "severity", "value", "expected", "lower", "upper",
+            "explanation", "evidence"]
+    f = f[cols]
+    f = f.astype(object).where(f.notna(), None)
+    f["month_index"] = [int(v) for v in f["month_index"]]
+    f["score"] = [float(v) if v is not None else 0.0 for v in f["score"]]
+    records = f.to_dict("records")
+    for i in range(0, len(records), 20000):
+        conn.execute(sa.insert(Finding.__table__), records[i:i + 20000])
+
+
+class DetectionBusy(RuntimeError):
+    """Another detection run or people's edits kept this one from committing."""
+
+
+def _claim_state(session) -> DetectionState:
+    """Lock the detection state row for this transaction (SQLite: take the write lock now)."""
+    if session.get(DetectionState, 1) is None:
+        session.add(DetectionState(id=1, last_month_index=None))
+        session.flush()
+    session.execute(sa.update(DetectionState).where(DetectionState.id == 1).values(updated_at=utcnow()))
+    return session.scalars(sa.select(DetectionState).where(DetectionState.id == 1)
+                           .with_for_update().execution_options(populate_existing=True)).one()
+
+
+def _last_processed(engine: sa.Engine) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(DetectionState.last_month_index).where(DetectionState.id == 1)).scalar()
+
+
+def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progress | None = None,
+                  detectors=None, resolve_after: int = 3, attempts: int = 3) -> DetectionSummary:
+    """Detect for every unprocessed month up to ``as_of`` (default: the latest month with data).
+
+    The statistics are computed without holding a transaction; the results are then written
+    in one short transaction that first locks the detection state. If another run advanced
+    the state meanwhile, or a person changed an alert being updated (optimistic lock), the
+    write is rolled back and retried, so nothing is applied twice or overwritten.
+    """
+    from sqlalchemy.orm.exc import StaleDataError
+
+    t0 = time.perf_counter()
+    summary = DetectionSummary()
+    as_of_idx = parse_period(as_of)[2] if as_of else None
+    panel = load_panel(engine, upto_month=as_of_idx)
+    if panel.last_month is None:
+        return summary
+    target = as_of_idx if as_of_idx is not None else default_target(panel)
+    for attempt in range(1, attempts + 1):
+        last = _last_processed(engine)
+        start = int(panel.months.min()) if last is None else last + 1
+        if start > target:
+            summary.up_to_date = True
+            return summary
+        months = np.arange(start, target + 1)
+        findings = run_detectors(panel, months, detectors, progress)
+        findings = findings[findings["month_index"].isin(months)]
+        try:
+            with db.session_scope(engine) as s:
+                st = _claim_state(s)
+                if st.last_month_index != last:
+                    raise DetectionBusy("une autre détection a traité ces périodes entre-temps")
+                run = DetectionRun(as_of=month_label(target), first_period=month_label(start),
+                                   last_period=month_label(target), status="running", started_at=utcnow())
+                s.add(run)
+                s.flush()
+                _store_findings(s.connection(), run.id, findings)
+                stats = apply_findings(s, combine_findings(findings), months, resolve_after=resolve_after,
+                                       reported=reported_by_month(panel))
+                st.last_month_index = int(target)
+                st.updated_at = utcnow()
+                run.status, run.finished_at, run.findings = "ok", utcnow(), len(findings)
+        except (DetectionBusy, StaleDataError):
+            if attempt == attempts:
+                raise DetectionBusy("détection interrompue : les alertes ont été modifiées pendant le calcul "
+                                    "à plusieurs reprises ; relancez « detect »") from None
+            panel.cache.clear()
+            continue
+        summary.first_month, summary.last_month, summary.months = int(start), int(target), len(months)
+        summary.findings = findings["category"].value_counts().to_dict()
+        summary.opened, summary.reopened, summary.resolved = stats.opened, stats.reopened, stats.resolved
+        break
+    summary.seconds = time.perf_counter() - t0
+    return summary
