@@ -17,6 +17,7 @@ demo: venv
 	$(BIN)/spsti-monitor --db sqlite:///demo.db demo
 
 test: venv
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: venv

@@ -113,15 +113,6 @@ def flash(message: str, kind: str = "success") -> None:
     st.session_state["_flash"] = (kind, message)
 
 
-def show_flash() -> None:
-    item = st.session_state.pop("_flash", None)
-    if item:
-        kind, message = item
-        from dashboard.ui import md_escape
-
-        getattr(st, kind, st.info)(md_escape(message))
-
-
 # --------------------------------------------------------------------------- cache keys
 
 def _scope_key(user) -> tuple:

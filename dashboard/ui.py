@@ -98,6 +98,14 @@ def md_escape(text: str | None) -> str:
     return out
 
 
+def show_flash() -> None:
+    """Show, once, the message an action left for the page that follows it (state.flash)."""
+    item = st.session_state.pop("_flash", None)
+    if item:
+        kind, message = item
+        getattr(st, kind, st.info)(md_escape(message))
+
+
 def header(title: str, kicker: str | None = None, caption: str | None = None) -> None:
     st.html('<div class="spsti-band"><span></span><b>Supervision des SPSTI</b></div>')
     if kicker:

@@ -93,7 +93,7 @@ def _edit(eng, user, u: users.UserView) -> None:
 def render() -> None:
     user = state.current_user()
     ui.header("Administration", caption="Comptes, rôles, régions et abonnements aux récapitulatifs par courriel.")
-    state.show_flash()
+    ui.show_flash()
     eng = state.engine()
     try:
         accounts = users.list_users(eng, user.email)

@@ -232,7 +232,7 @@ def render() -> None:
     expected = ui.seen_version("alert", a.id, a.version)
     ui.header(f"Alerte n° {a.id} — {a.indicator_label}", kicker=f"{a.service_name} · {a.region_name}")
     st.page_link(ui.PAGE_QUEUE, label="File d'alertes", icon=":material/arrow_back:")
-    state.show_flash()
+    ui.show_flash()
     _summary(a)
     _charts(user, a)
     _actions(user, a, expected)

@@ -104,7 +104,7 @@ def render() -> None:
     user = state.current_user()
     ui.header("Suites", kicker=ui.upper_first(ui.regions_text(user)),
               caption="Suites engagées sur les alertes : les suites en retard d'abord, puis par échéance.")
-    state.show_flash()
+    ui.show_flash()
     with st.container(border=True):
         c = st.columns([2, 1, 1, 1])
         statuses = tuple(c[0].multiselect("Statut", list(followups.STATUSES), default=list(followups.ACTIVE),

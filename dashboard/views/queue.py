@@ -78,7 +78,7 @@ def render() -> None:
     ui.header("File d'alertes", kicker=ui.upper_first(ui.regions_text(user)),
               caption="Alertes ouvertes et prises en charge, les plus graves d'abord. Cliquez sur une ligne "
                       "pour ouvrir l'alerte.")
-    state.show_flash()
+    ui.show_flash()
     df = state.queue(user)
     if df.empty:
         st.info("Aucune alerte dans vos régions pour le moment.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-DEFAULT_DB_URL = "sqlite:///spsti-monitor.store.db"
+DEFAULT_DB_URL = "sqlite:///spsti-monitor.db"
 
 
 def database_url(explicit: str | None = None) -> str:

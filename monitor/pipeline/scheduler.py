@@ -16,8 +16,6 @@ the running ones finish, the process exits with status 0.
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import signal
 import sys
@@ -38,12 +36,12 @@ from monitor.store.models import JobRun, Submission
 from monitor.config.settings import ConfigError, Settings, load_settings
 from monitor.sources import pull_source
 from monitor.sources.base import STOP
+from monitor.vocabulary.errors import ServiceError
 
 log = logging.getLogger("monitor.pipeline.scheduler")
 
 JOBSTORE_TABLE = "apscheduler_jobs"
 DETECT, DIGEST, SOURCE_PREFIX = "detect", "digest", "source:"
-DIGEST_FUNCTIONS = ("send_digests", "send_due_digests", "run_digests", "send_digest")
 
 # The running scheduler of this process and its database (jobs find their engine here).
 _RUNTIME: dict = {"engine": None, "scheduler": None}
@@ -103,31 +101,19 @@ def detect_step(engine: sa.Engine) -> Step:
 
 
 def _digest_function():
-    try:
-        module = importlib.import_module("alerts.notify.digest")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("alerts.notify.digest", "alerts"):
-            return None
-        raise
-    for name in DIGEST_FUNCTIONS:
-        func = getattr(module, name, None)
-        if callable(func):
-            return func
-    return None
+    """The digest sender (a seam for the tests)."""
+    from alerts.notify.digest import send_digests
+
+    return send_digests
 
 
 def digest_step(engine: sa.Engine) -> Step:
     func = _digest_function()
     if func is None:
-        return Step(outcome=SKIPPED, counts={"raison": "envoi des synthèses pas encore disponible "
-                                                       "(module alerts.notify.digest absent)"})
-    params = inspect.signature(func).parameters
-    kwargs = {"dry_run": False} if "dry_run" in params else {}
+        return Step(outcome=SKIPPED, counts={"raison": "envoi des synthèses désactivé"})
     try:
-        result = func(engine, **kwargs)
-    except Exception as exc:
-        if not type(exc).__module__.startswith("alerts."):
-            raise
+        result = func(engine, dry_run=False)
+    except ServiceError as exc:
         # a service error (e.g. some mails not sent: they stay in the outbox for the next run)
         report = getattr(exc, "run", None) or next((a for a in exc.args if not isinstance(a, str)), None)
         return Step(outcome=ERROR, error=str(exc), counts=_result_counts(report), retryable=True)
