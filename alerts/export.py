@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from alerts.safe_csv import safe_cell
 from monitor.store.models import Alert, Service
 from monitor.vocabulary.catalogue import REGIONS
+from monitor.vocabulary.statuses import ALERT_STATUSES
 
 EXPORT_COLUMNS = ["alert_id", "service_id", "service_name", "region_code", "indicator", "category",
                   "opened_period", "last_period", "status", "severity", "score", "detectors",
                   "explanation"]
-STATUSES = ("open", "acknowledged", "follow_up", "dismissed", "resolved")
 
 
 class ExportError(ValueError):
@@ -24,8 +24,8 @@ class ExportError(ValueError):
 def alert_rows(engine: sa.Engine, status: str | None = None, region: str | None = None,
                regions: list[str] | None = None) -> list[dict]:
     """Alerts as export rows; ``regions`` restricts to a user's regions (None = all)."""
-    if status is not None and status not in STATUSES:
-        raise ExportError(f"statut inconnu : {status} (attendu : {', '.join(STATUSES)})")
+    if status is not None and status not in ALERT_STATUSES:
+        raise ExportError(f"statut inconnu : {status} (attendu : {', '.join(ALERT_STATUSES)})")
     if region is not None:
         region = region.strip().zfill(2)
         if region not in REGIONS:

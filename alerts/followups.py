@@ -25,6 +25,7 @@ from monitor.vocabulary.errors import ConcurrentModification, InvalidAction, Not
 from alerts.safe_csv import safe_cell
 from alerts.triage import check_version, clean_text, conflict_message, mark_follow_up
 from monitor.store import db
+from monitor.vocabulary.statuses import FOLLOW_UP_ACTIVE, FOLLOW_UP_CLOSED, FollowUpStatus, follow_up_label
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
 
 
@@ -52,9 +53,6 @@ KINDS: dict[str, FollowUpKind] = {k.code: k for k in [
     FollowUpKind("fin_agrement", "Fin d'agrément", "D4622-51"),
 ]}
 
-STATUSES = {"a_faire": "À faire", "en_cours": "En cours", "terminee": "Terminée", "abandonnee": "Abandonnée"}
-ACTIVE = ("a_faire", "en_cours")
-CLOSED = ("terminee", "abandonnee")
 
 EXPORT_COLUMNS = ["follow_up_id", "service_id", "service_name", "region_code", "kind", "kind_label",
                   "legal_reference", "owner_email", "owner_name", "due_date", "status", "status_label",
@@ -134,13 +132,13 @@ def _alert_ids(session: Session, ids: list[int]) -> dict[int, list[int]]:
 def _view(row, today: date, alerts: dict[int, list[int]]) -> FollowUpView:
     f, service_name, region_code, region_name, owner_email, owner_name = row
     kind = KINDS.get(f.kind)
-    overdue = f.status in ACTIVE and f.due_date is not None and f.due_date < today
+    overdue = f.status in FOLLOW_UP_ACTIVE and f.due_date is not None and f.due_date < today
     return FollowUpView(
         id=f.id, service_id=f.service_id, service_name=service_name, region_code=region_code,
         region_name=region_name, kind=f.kind, kind_label=kind.label if kind else f.kind,
         legal_reference=f.legal_reference, owner_id=f.owner_id, owner_email=owner_email,
         owner_name=owner_name, due_date=f.due_date, status=f.status,
-        status_label=STATUSES.get(f.status, f.status), notes=f.notes, created_by=f.created_by,
+        status_label=follow_up_label(f.status), notes=f.notes, created_by=f.created_by,
         created_at=timefmt.as_utc(f.created_at), closed_at=timefmt.as_utc(f.closed_at), version=f.version,
         overdue=overdue, days_overdue=(today - f.due_date).days if overdue else 0,
         alert_ids=alerts.get(f.id, []))
@@ -157,14 +155,14 @@ def get_follow_up(engine: sa.Engine, actor, follow_up_id: int, today: date | Non
         return _view(row, today, _alert_ids(s, [follow_up_id]))
 
 
-def list_follow_ups(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | None = ACTIVE,
+def list_follow_ups(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | None = FOLLOW_UP_ACTIVE,
                     region: str | None = None, service_id: str | None = None, owner_id: int | None = None,
                     alert_id: int | None = None, overdue_only: bool = False,
                     today: date | None = None) -> list[FollowUpView]:
     """Follow-ups of the user's regions: overdue ones first (most late first), then by due date."""
     today = today or timefmt.today()
     if statuses is not None:
-        require_known(statuses, STATUSES, "Statut de suite")
+        require_known(statuses, tuple(FollowUpStatus), "Statut de suite")
     with db.session_scope(engine) as s:
         who = resolve_actor(s, actor)
         regions = readable_regions(who, region)
@@ -180,7 +178,7 @@ def list_follow_ups(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | Non
             q = q.where(FollowUp.id.in_(sa.select(FollowUpAlert.follow_up_id)
                                         .where(FollowUpAlert.alert_id == alert_id)))
         if overdue_only:
-            q = q.where(FollowUp.status.in_(ACTIVE), FollowUp.due_date < today)
+            q = q.where(FollowUp.status.in_(FOLLOW_UP_ACTIVE), FollowUp.due_date < today)
         rows = s.execute(q.order_by(FollowUp.id)).all()
         alerts = _alert_ids(s, [r[0].id for r in rows])
         views = [_view(r, today, alerts) for r in rows]
@@ -259,7 +257,7 @@ def create_follow_up(engine: sa.Engine, actor, alert_ids: list[int], kind: str, 
                 raise InvalidAction("Une suite doit avoir un responsable.")
             now = utcnow()
             fu = FollowUp(service_id=service_id, kind=k.code, legal_reference=k.legal_reference,
-                          owner_id=owner.id, due_date=due_date, status="a_faire", notes=notes,
+                          owner_id=owner.id, due_date=due_date, status=FollowUpStatus.A_FAIRE, notes=notes,
                           created_by=who.email, created_at=now, updated_at=now)
             s.add(fu)
             s.flush()
@@ -301,8 +299,8 @@ def update_follow_up(engine: sa.Engine, actor, follow_up_id: int, expected_versi
     """
     today = today or timefmt.today()
     comment = clean_text(comment, "Le commentaire")
-    if status is not None and status not in STATUSES:
-        raise InvalidAction(f"Statut de suite inconnu : {status} (attendu : {', '.join(STATUSES)}).")
+    if status is not None and status not in tuple(FollowUpStatus):
+        raise InvalidAction(f"Statut de suite inconnu : {status} (attendu : {', '.join(FollowUpStatus)}).")
     if status == "abandonnee" and not comment:
         raise InvalidAction("Le motif de l'abandon de la suite (commentaire) est obligatoire.")
     try:
@@ -318,9 +316,9 @@ def update_follow_up(engine: sa.Engine, actor, follow_up_id: int, expected_versi
             now = utcnow()
             changes: list[tuple[str, str | None, str | None]] = []
             if status is not None and status != fu.status:
-                changes.append(("status", STATUSES[fu.status], STATUSES[status]))
+                changes.append(("status", follow_up_label(fu.status), follow_up_label(status)))
                 fu.status = status
-                fu.closed_at = now if status in CLOSED else None
+                fu.closed_at = now if status in FOLLOW_UP_CLOSED else None
             if owner_id is not _UNSET and owner_id != fu.owner_id:
                 new = eligible_assignee(s, who, owner_id, region, "cette suite")
                 if new is None:

@@ -25,12 +25,10 @@ from sqlalchemy.orm import Session
 
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, utcnow
 from monitor.vocabulary.periods import month_label
+from monitor.vocabulary.statuses import ACTIVE, AUTO_RESOLVABLE, FOLLOW_UP_ACTIVE, AlertStatus
 
-ACTIVE = ("open", "acknowledged", "follow_up")
-AUTO_RESOLVABLE = ("open", "acknowledged")
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 SYSTEM_ACTOR = "détection"
-ACTIVE_FOLLOW_UP = ("a_faire", "en_cours")
 DEFAULT_RESOLVE_AFTER = 3
 
 
@@ -72,14 +70,14 @@ def latest_alerts(session: Session) -> dict[tuple[str, str, str], Alert]:
 def _followed(session: Session) -> set[int]:
     """Alerts with at least one active follow-up (à faire, en cours): they stay with their owner."""
     q = (sa.select(FollowUpAlert.alert_id).join(FollowUp, FollowUp.id == FollowUpAlert.follow_up_id)
-         .where(FollowUp.status.in_(ACTIVE_FOLLOW_UP)))
+         .where(FollowUp.status.in_(FOLLOW_UP_ACTIVE)))
     return set(session.scalars(q))
 
 
 def _auto_resolvable(a: Alert, followed: set[int]) -> bool:
     """Open and acknowledged alerts resolve by themselves; so do alerts under follow-up once
     all their follow-ups are closed."""
-    return a.status in AUTO_RESOLVABLE or (a.status == "follow_up" and a.id not in followed)
+    return a.status in AUTO_RESOLVABLE or (a.status == AlertStatus.FOLLOW_UP and a.id not in followed)
 
 
 def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_after: int = DEFAULT_RESOLVE_AFTER,
@@ -108,9 +106,9 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
                 key = (r.service_id, r.indicator, r.category)
                 seen.add(key)
                 a = alerts.get(key)
-                if a is None or (a.status == "dismissed" and a.normal_streak >= resolve_after):
+                if a is None or (a.status == AlertStatus.DISMISSED and a.normal_streak >= resolve_after):
                     a = Alert(service_id=r.service_id, indicator=r.indicator, category=r.category,
-                              status="open", severity=r.severity, score=float(r.score),
+                              status=AlertStatus.OPEN, severity=r.severity, score=float(r.score),
                               detectors=r.detectors, explanation=r.explanation,
                               opened_period=period, opened_month_index=m, last_period=period,
                               last_month_index=m, normal_streak=0)
@@ -118,13 +116,13 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
                     alerts[key] = a
                     stats.opened += 1
                     stats.opened_keys.append((*key, m))
-                    pending_events.append((a, dict(kind="opened", period=period, to_status="open",
+                    pending_events.append((a, dict(kind="opened", period=period, to_status=AlertStatus.OPEN,
                                                    severity=r.severity, comment=r.explanation)))
                     continue
-                if a.status == "resolved":
-                    pending_events.append((a, dict(kind="reopened", period=period, from_status="resolved",
-                                                   to_status="open", severity=r.severity, comment=r.explanation)))
-                    a.status = "open"
+                if a.status == AlertStatus.RESOLVED:
+                    pending_events.append((a, dict(kind="reopened", period=period, from_status=AlertStatus.RESOLVED,
+                                                   to_status=AlertStatus.OPEN, severity=r.severity, comment=r.explanation)))
+                    a.status = AlertStatus.OPEN
                     a.snoozed_until = None
                     stats.reopened += 1
                 elif a.severity != r.severity and a.status in ACTIVE:
@@ -145,16 +143,16 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
                 a.updated_at = utcnow()
                 stats.updated += 1
         for key, a in alerts.items():
-            if key in seen or a.status == "resolved" or a.last_month_index >= m:
+            if key in seen or a.status == AlertStatus.RESOLVED or a.last_month_index >= m:
                 continue
             if reported is not None and key[0] not in reported.get(m, ()):
                 continue
             a.normal_streak += 1
             if _auto_resolvable(a, followed) and a.normal_streak >= resolve_after:
                 pending_events.append((a, dict(kind="resolved", period=period, from_status=a.status,
-                                               to_status="resolved",
+                                               to_status=AlertStatus.RESOLVED,
                                                comment=f"données normales depuis {a.normal_streak} périodes")))
-                a.status = "resolved"
+                a.status = AlertStatus.RESOLVED
                 a.snoozed_until = None
                 a.updated_at = utcnow()
                 stats.resolved += 1

@@ -32,14 +32,13 @@ from monitor.accounts.access import (Actor, actor_display, eligible_assignee, re
                            require_write, resolve_actor)
 from monitor.vocabulary.errors import AccessDenied, ConcurrentModification, InvalidAction, NotFound, require_known
 from monitor.vocabulary.formatting import label as indicator_label
-from monitor.vocabulary.labels import CATEGORY_FR, EVENT_FR, SEVERITY_RANK, dismiss_reason_fr, severity_fr, status_fr
+from monitor.vocabulary.labels import CATEGORY_FR, EVENT_FR, SEVERITY_RANK, dismiss_reason_fr, severity_fr
 from monitor.store import db
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
 from monitor.vocabulary.catalogue import DISMISS_REASONS
+from monitor.vocabulary.statuses import (ALERT_STATUSES, FOLLOW_UP_ACTIVE, QUEUE, Action, AlertStatus, allowed,
+                                         require_transition, status_label, target)
 
-QUEUE_STATUSES = ("open", "acknowledged")
-STATUSES = ("open", "acknowledged", "follow_up", "dismissed", "resolved")
-ACTIVE_FOLLOW_UP = ("a_faire", "en_cours")
 SNOOZE_MAX_DAYS = 366
 MAX_TEXT = 5000
 
@@ -125,7 +124,7 @@ def _view(row, today: date, follow_ups: dict[int, list[int]]) -> AlertView:
         id=a.id, service_id=a.service_id, service_name=service_name, region_code=region_code,
         region_name=region_name, indicator=a.indicator, indicator_label=indicator_label(a.indicator),
         category=a.category, category_label=CATEGORY_FR.get(a.category, a.category), status=a.status,
-        status_label=status_fr(a.status), severity=a.severity, severity_label=severity_fr(a.severity),
+        status_label=status_label(a.status), severity=a.severity, severity_label=severity_fr(a.severity),
         score=float(a.score), detectors=a.detectors, explanation=a.explanation,
         opened_period=a.opened_period, last_period=a.last_period, assignee_id=a.assignee_id,
         assignee_email=assignee_email, assignee_name=assignee_name, snoozed_until=a.snoozed_until,
@@ -163,7 +162,7 @@ def get_alert(engine: sa.Engine, actor, alert_id: int, today: date | None = None
         return _view(row, today, _follow_up_ids(s, [alert_id]))
 
 
-def list_alerts(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | None = QUEUE_STATUSES,
+def list_alerts(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | None = QUEUE,
                 region: str | None = None, service_id: str | None = None, min_severity: str | None = None,
                 assignee_id: int | None = None, include_snoozed: bool = False,
                 today: date | None = None, limit: int | None = None) -> list[AlertView]:
@@ -174,7 +173,7 @@ def list_alerts(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | None = 
     """
     today = today or timefmt.today()
     if statuses is not None:
-        require_known(statuses, STATUSES, "Statut")
+        require_known(statuses, ALERT_STATUSES, "Statut")
     if min_severity is not None and min_severity not in SEVERITY_RANK:
         raise InvalidAction(f"Gravité inconnue : {min_severity} (low, medium ou high).")
     with db.session_scope(engine) as s:
@@ -223,8 +222,8 @@ def alert_history(engine: sa.Engine, actor, alert_id: int) -> list[HistoryEntry]
             frm, to = e.from_status, e.to_status
             entries.append(((timefmt.as_utc(e.at), 1, e.id), HistoryEntry(
                 event_id=e.id, at=timefmt.as_utc(e.at), actor=e.actor, actor_name=name(e.actor), kind=e.kind,
-                label=EVENT_FR.get(e.kind, e.kind), from_value=status_fr(frm) if frm else None,
-                to_value=status_fr(to) if to else None, comment=e.comment, details=e.details,
+                label=EVENT_FR.get(e.kind, e.kind), from_value=status_label(frm) if frm else None,
+                to_value=status_label(to) if to else None, comment=e.comment, details=e.details,
                 period=e.period, severity=e.severity)))
         fu_events = (sa.select(FollowUpEvent)
                      .join(FollowUpAlert, FollowUpAlert.follow_up_id == FollowUpEvent.follow_up_id)
@@ -317,22 +316,15 @@ def clean_text(value: str | None, what: str, required: bool = False) -> str | No
     return value
 
 
-def _require_status(alert: Alert, allowed: tuple[str, ...], action: str) -> None:
-    if alert.status not in allowed:
-        ok = ", ".join(status_fr(x) for x in allowed)
-        raise InvalidAction(f"Impossible de {action} une alerte au statut « {status_fr(alert.status)} » "
-                            f"(statuts permis : {ok}).")
-
-
 def acknowledge(engine: sa.Engine, actor, alert_id: int, expected_version: int | None,
                 comment: str | None = None) -> AlertView:
     """Prise en charge: open → acknowledged."""
     comment = clean_text(comment, "Le commentaire", False)
 
     def mutate(s, who, a, region, now):
-        _require_status(a, ("open",), "prendre en charge")
-        a.status = "acknowledged"
-        return [dict(kind="acknowledged", from_status="open", to_status="acknowledged", comment=comment)]
+        frm = a.status
+        a.status = require_transition(Action.ACKNOWLEDGE, frm)
+        return [dict(kind="acknowledged", from_status=frm, to_status=a.status, comment=comment)]
 
     return _change(engine, actor, alert_id, expected_version, mutate)
 
@@ -343,7 +335,7 @@ def assign(engine: sa.Engine, actor, alert_id: int, expected_version: int | None
     comment = clean_text(comment, "Le commentaire", False)
 
     def mutate(s, who, a, region, now):
-        _require_status(a, ("open", "acknowledged", "follow_up"), "attribuer")
+        require_transition(Action.ASSIGN, a.status)
         if a.assignee_id == assignee_id:
             raise InvalidAction("Cette alerte est déjà attribuée à cette personne." if assignee_id
                                 else "Cette alerte n'est attribuée à personne.")
@@ -386,7 +378,7 @@ def snooze(engine: sa.Engine, actor, alert_id: int, expected_version: int | None
         raise InvalidAction("Une mise en sourdine ne peut pas dépasser un an.")
 
     def mutate(s, who, a, region, now):
-        _require_status(a, ("open", "acknowledged"), "mettre en sourdine")
+        require_transition(Action.SNOOZE, a.status)
         before = a.snoozed_until if a.snoozed_until and a.snoozed_until > today else None
         a.snoozed_until = until
         return [dict(kind="snoozed", comment=reason,
@@ -415,7 +407,7 @@ def unsnooze(engine: sa.Engine, actor, alert_id: int, expected_version: int | No
 def _active_follow_ups(session: Session, alert_id: int) -> list[int]:
     return list(session.scalars(
         sa.select(FollowUp.id).join(FollowUpAlert, FollowUpAlert.follow_up_id == FollowUp.id)
-        .where(FollowUpAlert.alert_id == alert_id, FollowUp.status.in_(ACTIVE_FOLLOW_UP))))
+        .where(FollowUpAlert.alert_id == alert_id, FollowUp.status.in_(FOLLOW_UP_ACTIVE))))
 
 
 def dismiss(engine: sa.Engine, actor, alert_id: int, expected_version: int | None, reason: str,
@@ -427,14 +419,14 @@ def dismiss(engine: sa.Engine, actor, alert_id: int, expected_version: int | Non
     comment = clean_text(comment, "Le commentaire du classement", True)
 
     def mutate(s, who, a, region, now):
-        _require_status(a, ("open", "acknowledged", "follow_up", "resolved"), "classer")
-        active = _active_follow_ups(s, a.id) if a.status == "follow_up" else []
+        to = require_transition(Action.DISMISS, a.status)
+        active = _active_follow_ups(s, a.id) if a.status == AlertStatus.FOLLOW_UP else []
         if active:
             raise InvalidAction(f"Cette alerte fait l'objet d'une suite en cours (n° {', '.join(map(str, active))}) : "
                                 "clôturez ou abandonnez la suite avant de classer l'alerte.")
         frm = a.status
-        a.status, a.dismiss_reason, a.snoozed_until = "dismissed", reason, None
-        return [dict(kind="dismissed", from_status=frm, to_status="dismissed", comment=comment,
+        a.status, a.dismiss_reason, a.snoozed_until = to, reason, None
+        return [dict(kind="dismissed", from_status=frm, to_status=to, comment=comment,
                      details={"reason": reason, "reason_label": DISMISS_REASONS[reason]})]
 
     return _change(engine, actor, alert_id, expected_version, mutate)
@@ -445,11 +437,11 @@ def reopen(engine: sa.Engine, actor, alert_id: int, expected_version: int | None
     comment = clean_text(comment, "Le motif de la réouverture", True)
 
     def mutate(s, who, a, region, now):
-        _require_status(a, ("dismissed", "resolved"), "rouvrir")
         frm = a.status
+        to = require_transition(Action.REOPEN, frm)
         details = {"previous_dismiss_reason": a.dismiss_reason} if a.dismiss_reason else None
-        a.status, a.dismiss_reason, a.snoozed_until, a.normal_streak = "open", None, None, 0
-        return [dict(kind="reopened", from_status=frm, to_status="open", comment=comment, details=details)]
+        a.status, a.dismiss_reason, a.snoozed_until, a.normal_streak = to, None, None, 0
+        return [dict(kind="reopened", from_status=frm, to_status=to, comment=comment, details=details)]
 
     return _change(engine, actor, alert_id, expected_version, mutate)
 
@@ -459,13 +451,14 @@ def mark_follow_up(session: Session, alert: Alert, follow_up_id: int, kind_label
 
     Returns the event to record. Dismissed alerts cannot carry a follow-up.
     """
-    if alert.status == "dismissed":
-        raise InvalidAction(f"L'alerte n° {alert.id} est classée : rouvrez-la avant d'engager une suite.")
+    if not allowed(Action.FOLLOW_UP, alert.status):
+        raise InvalidAction(f"L'alerte n° {alert.id} est {status_label(alert.status)} : rouvrez-la avant "
+                            "d'engager une suite.")
     details = {"follow_up_id": follow_up_id, "kind": kind_label}
-    if alert.status == "follow_up":
+    if alert.status == AlertStatus.FOLLOW_UP:
         return dict(kind="follow_up_linked", comment=f"rattachée à la suite n° {follow_up_id} ({kind_label})",
                     details=details)
     frm = alert.status
-    alert.status, alert.snoozed_until = "follow_up", None
-    return dict(kind="follow_up", from_status=frm, to_status="follow_up",
+    alert.status, alert.snoozed_until = target(Action.FOLLOW_UP, frm), None
+    return dict(kind="follow_up", from_status=frm, to_status=alert.status,
                 comment=f"suite n° {follow_up_id} : {kind_label}", details=details)

@@ -25,8 +25,6 @@ GREY_LIGHT = "#DDDDDD"
 GREY_BG = "#F6F6F6"
 SEVERITY_COLOURS = {"high": RED, "medium": "#B34000", "low": "#0063CB"}
 SEVERITY_LABELS = {"high": "Élevée", "medium": "Moyenne", "low": "Faible"}
-STATUS_LABELS = {"open": "Ouverte", "acknowledged": "Prise en charge", "follow_up": "Suite engagée",
-                 "dismissed": "Classée", "resolved": "Résolue"}
 CATEGORY_LABELS = {"drift": "Dérive", "peer_outlier": "Écart aux pairs", "rule": "Règle",
                    "data_quality": "Qualité des données"}
 DETECTOR_LABELS = {

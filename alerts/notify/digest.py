@@ -30,7 +30,8 @@ from monitor.vocabulary import dates as timefmt
 from monitor.accounts.access import Actor, actor_display
 from monitor.vocabulary.errors import ServiceError
 from monitor.vocabulary.formatting import label as indicator_label
-from monitor.vocabulary.labels import CATEGORY_FR, SEVERITY_RANK, severity_fr, status_fr
+from monitor.vocabulary.labels import CATEGORY_FR, SEVERITY_RANK, severity_fr
+from monitor.vocabulary.statuses import status_label
 from monitor.config import env as config
 from monitor.store import db
 from monitor.store.models import Alert, AlertEvent, DigestOutbox, Region, Service, User, utcnow
@@ -270,7 +271,7 @@ def render(user: User, items: list[DigestItem], now: datetime, base_url: str) ->
             for it in its:
                 tag = "[Nouvelle] " if it.is_new else ""
                 lines.append(f"  * {tag}{it.indicator_label} — {it.category_label} — gravité "
-                             f"{severity_fr(it.severity)} — {status_fr(it.status)}")
+                             f"{severity_fr(it.severity)} — {status_label(it.status)}")
                 lines.append(f"    {it.explanation}")
                 lines.append(f"    Évolution : {' ; '.join(it.changes)}")
                 lines.append(f"    Voir l'alerte : {it.link}")
@@ -293,7 +294,7 @@ def render(user: User, items: list[DigestItem], now: datetime, base_url: str) ->
                 tag = '<strong style="color: #ce0500">Nouvelle</strong> · ' if it.is_new else ""
                 parts.append(
                     f'<li style="margin-bottom: 10px">{tag}<strong>{e(it.indicator_label)}</strong> — '
-                    f'{e(it.category_label)} — gravité {e(severity_fr(it.severity))} — {e(status_fr(it.status))}'
+                    f'{e(it.category_label)} — gravité {e(severity_fr(it.severity))} — {e(status_label(it.status))}'
                     f'<br>{e(it.explanation)}'
                     f'<br><em>Évolution :</em> {e(" ; ".join(it.changes))}'
                     f'<br><a href="{e(it.link, quote=True)}">Voir l\'alerte n° {it.alert_id}</a></li>')

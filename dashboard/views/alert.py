@@ -11,6 +11,7 @@ import streamlit as st
 from alerts import followups, triage
 from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.errors import ServiceError
+from monitor.vocabulary.statuses import Action, allowed, status_label, status_title
 from dashboard import charts, state, ui
 from monitor.readmodels import analytics
 from monitor.vocabulary.catalogue import CATALOGUE, DISMISS_REASONS
@@ -29,7 +30,7 @@ def _pick_alert() -> None:
 
 def _summary(a: triage.AlertView) -> None:
     sev_cls = f"sev-{a.severity}"
-    items = [(f"Gravité {a.severity_label}", sev_cls), (ui.STATUS_LABELS.get(a.status, a.status), "info"),
+    items = [(f"Gravité {a.severity_label}", sev_cls), (status_title(a.status), "info"),
              (ui.CATEGORY_LABELS.get(a.category, a.category), "neutral")]
     if a.snoozed:
         items.append((f"En sourdine jusqu'au {ui.fr_date(a.snoozed_until)}", "neutral"))
@@ -124,24 +125,24 @@ def _actions(user, a: triage.AlertView, expected: int) -> None:
     tabs = st.tabs(["Prendre en charge", "Assigner", "Mettre en sourdine", "Classer", "Créer une suite",
                     "Commenter"])
     with tabs[0]:
-        if a.status == "open":
+        if allowed(Action.ACKNOWLEDGE, a.status):
             with st.form("ack"):
                 comment = st.text_input("Commentaire (facultatif)")
                 if st.form_submit_button("Prendre en charge", type="primary"):
                     ui.run_action(lambda: triage.acknowledge(eng, user.email, a.id, expected, comment),
                                   "Alerte prise en charge.")
-        elif a.status in ("dismissed", "resolved"):
-            st.caption(f"Alerte {ui.STATUS_LABELS[a.status].lower()} : vous pouvez la rouvrir.")
+        elif allowed(Action.REOPEN, a.status):
+            st.caption(f"Alerte {status_label(a.status)} : vous pouvez la rouvrir.")
             with st.form("reopen"):
                 comment = st.text_input("Motif de la réouverture")
                 if st.form_submit_button("Rouvrir l'alerte"):
                     ui.run_action(lambda: triage.reopen(eng, user.email, a.id, expected, comment),
                                   "Alerte rouverte.")
         else:
-            st.caption(f"Alerte déjà au statut « {ui.STATUS_LABELS.get(a.status, a.status).lower()} ».")
+            st.caption(f"Alerte déjà au statut « {status_label(a.status)} ».")
     people = state.assignable(user, a.region_code)
     with tabs[1]:
-        if a.status not in ("open", "acknowledged", "follow_up"):
+        if not allowed(Action.ASSIGN, a.status):
             st.caption("Seule une alerte ouverte, prise en charge ou sous suite peut être attribuée.")
         else:
             ids = [None] + [u.id for u in people]
@@ -163,7 +164,7 @@ def _actions(user, a: triage.AlertView, expected: int) -> None:
                 if st.form_submit_button("Lever la sourdine"):
                     ui.run_action(lambda: triage.unsnooze(eng, user.email, a.id, expected, comment),
                                   "Sourdine levée.")
-        elif a.status in ("open", "acknowledged"):
+        elif allowed(Action.SNOOZE, a.status):
             with st.form("snooze"):
                 until = st.date_input("Masquer jusqu'au", value=ui.today() + timedelta(days=30),
                                       min_value=ui.today() + timedelta(days=1),
@@ -175,7 +176,7 @@ def _actions(user, a: triage.AlertView, expected: int) -> None:
         else:
             st.caption("Seule une alerte ouverte ou prise en charge peut être mise en sourdine.")
     with tabs[3]:
-        if a.status == "dismissed":
+        if not allowed(Action.DISMISS, a.status):
             st.caption("Alerte déjà classée.")
         else:
             with st.form("dismiss"):
@@ -185,7 +186,7 @@ def _actions(user, a: triage.AlertView, expected: int) -> None:
                     ui.run_action(lambda: triage.dismiss(eng, user.email, a.id, expected, reason, comment),
                                   "Alerte classée.")
     with tabs[4]:
-        if a.status == "dismissed":
+        if not allowed(Action.FOLLOW_UP, a.status):
             st.caption("Alerte classée : rouvrez-la avant d'engager une suite.")
         elif not people:
             st.caption("Aucune personne ne peut être responsable d'une suite dans cette région.")

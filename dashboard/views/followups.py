@@ -10,7 +10,10 @@ import streamlit as st
 from alerts import followups
 from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.errors import ServiceError
+from monitor.vocabulary.statuses import FOLLOW_UP_ACTIVE, FollowUpStatus, follow_up_label
 from dashboard import state, ui
+
+FU_CODES = [s.value for s in FollowUpStatus]
 
 
 def _board(rows) -> pd.DataFrame:
@@ -62,8 +65,8 @@ def _editor(user, fu_id: int) -> None:
         names.setdefault(f.owner_id, f.owner_name or str(f.owner_id))
         with st.form(f"fu_edit_{f.id}"):
             cc = st.columns(3)
-            status = cc[0].selectbox("Statut", list(followups.STATUSES), index=list(followups.STATUSES).index(f.status),
-                                     format_func=followups.STATUSES.get)
+            status = cc[0].selectbox("Statut", FU_CODES, index=FU_CODES.index(f.status),
+                                     format_func=follow_up_label)
             owner = cc[1].selectbox("Responsable", owner_ids, format_func=lambda i: names.get(i, str(i)),
                                     index=owner_ids.index(f.owner_id) if f.owner_id in owner_ids else 0)
             due = cc[2].date_input("Échéance", value=f.due_date or ui.today() + timedelta(days=30),
@@ -107,8 +110,8 @@ def render() -> None:
     ui.show_flash()
     with st.container(border=True):
         c = st.columns([2, 1, 1, 1])
-        statuses = tuple(c[0].multiselect("Statut", list(followups.STATUSES), default=list(followups.ACTIVE),
-                                          format_func=followups.STATUSES.get, placeholder="Tous", key="fu_status"))
+        statuses = tuple(c[0].multiselect("Statut", FU_CODES, default=[s.value for s in FOLLOW_UP_ACTIVE],
+                                          format_func=follow_up_label, placeholder="Tous", key="fu_status"))
         mine = c[1].toggle("Mes suites", key="fu_mine")
         overdue = c[2].toggle("En retard seulement", key="fu_overdue")
     filters = dict(statuses=statuses or None, owner_id=user.id if mine else None, overdue_only=overdue)
@@ -118,7 +121,7 @@ def render() -> None:
     m[0].metric("Suites affichées", ui.fr_int(len(rows)))
     m[1].metric("En retard", ui.fr_int(sum(f.overdue for f in rows)))
     m[2].metric("Échéance sous 30 jours", ui.fr_int(sum(
-        1 for f in rows if f.status in followups.ACTIVE and f.due_date and today <= f.due_date <= today + timedelta(days=30))))
+        1 for f in rows if f.status in FOLLOW_UP_ACTIVE and f.due_date and today <= f.due_date <= today + timedelta(days=30))))
     csv = followups.export_follow_ups_csv(state.engine(), user.email, **filters)
     c[3].download_button("Exporter (CSV)", csv.encode("utf-8-sig"), file_name=f"suites-{today.isoformat()}.csv",
                          mime="text/csv", icon=":material/download:", on_click="ignore")

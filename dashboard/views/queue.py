@@ -7,6 +7,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from monitor.vocabulary.statuses import ALERT_STATUSES, QUEUE, status_label, status_title
 from dashboard import state, ui
 from monitor.readmodels import analytics
 
@@ -39,8 +40,8 @@ def _filters(user, df: pd.DataFrame) -> tuple[analytics.QueueFilters, str]:
         c = st.columns(4)
         severities = tuple(c[0].multiselect("Gravité", ["high", "medium", "low"], placeholder="Toutes",
                                             format_func=ui.SEVERITY_LABELS.get, key="q_severities"))
-        statuses = tuple(c[1].multiselect("Statut", list(ui.STATUS_LABELS), default=list(analytics.QUEUE_STATUSES),
-                                          format_func=ui.STATUS_LABELS.get, placeholder="Tous", key="q_statuses"))
+        statuses = tuple(c[1].multiselect("Statut", [s.value for s in ALERT_STATUSES], default=[s.value for s in QUEUE],
+                                          format_func=status_title, placeholder="Tous", key="q_statuses"))
         period_from = period_to = None
         months = opts["months"]
         if len(months) >= 2:
@@ -70,7 +71,7 @@ def _counts(view: pd.DataFrame, by_status: pd.DataFrame) -> None:
         col.metric(f"Gravité {ui.SEVERITY_LABELS[sev].lower()}",
                    ui.fr_int(counts["severity"][sev]))
     st.caption("Par statut (avec les autres filtres) : " + " · ".join(
-        f"{ui.STATUS_LABELS[k].lower()} {ui.fr_int(v)}" for k, v in status_counts.items()))
+        f"{status_label(k)} {ui.fr_int(v)}" for k, v in status_counts.items()))
 
 
 def render() -> None:
@@ -92,7 +93,7 @@ def render() -> None:
     table = view.assign(
         sev=view["severity"].map(ui.SEVERITY_LABELS),
         cat_txt=view["category"].map(ui.CATEGORY_LABELS).fillna(view["category_label"]),
-        status_txt=view["status"].map(ui.STATUS_LABELS) + view["snoozed"].map({True: " (en sourdine)", False: ""}),
+        status_txt=view["status"].map(status_title) + view["snoozed"].map({True: " (en sourdine)", False: ""}),
     )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
     if user.regions is not None and len(user.regions) == 1:
         table = table.drop(columns=["Région"])

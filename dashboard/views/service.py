@@ -7,6 +7,7 @@ import streamlit as st
 
 from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.errors import ServiceError
+from monitor.vocabulary.statuses import status_title
 from dashboard import charts, state, ui
 from monitor.readmodels import analytics
 
@@ -78,7 +79,7 @@ def _alerts(user, sid: str) -> None:
         st.caption("Aucune alerte pour ce service.")
         return
     df = pd.DataFrame([{"N°": a.id, "Gravité": ui.SEVERITY_LABELS.get(a.severity, a.severity),
-                        "Statut": ui.STATUS_LABELS.get(a.status, a.status), "Indicateur": a.indicator_label,
+                        "Statut": status_title(a.status), "Indicateur": a.indicator_label,
                         "Catégorie": ui.CATEGORY_LABELS.get(a.category, a.category), "Depuis": a.opened_period,
                         "Dernière période": a.last_period, "Explication": a.explanation} for a in rows])
     event = st.dataframe(df, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",

@@ -62,9 +62,10 @@ def _print_alert(v) -> None:
 @click.pass_obj
 def alerts_list(app, as_user, statuses, all_statuses, region, include_snoozed):
     """Liste les alertes de vos régions (la file de tri par défaut)."""
-    from alerts.triage import QUEUE_STATUSES, list_alerts
+    from alerts.triage import list_alerts
+    from monitor.vocabulary.statuses import QUEUE
 
-    st = None if all_statuses else (tuple(statuses) or QUEUE_STATUSES)
+    st = None if all_statuses else (tuple(statuses) or QUEUE)
     rows = run_service(list_alerts, app.ready_engine(), as_user, statuses=st, region=region,
                 include_snoozed=include_snoozed)
     for v in rows:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from monitor.vocabulary.statuses import FOLLOW_UP_ACTIVE
 from monitor.cli.common import as_option, parse_date, run_service, user_id
 
 
@@ -45,9 +46,9 @@ def followups_kinds():
 @click.pass_obj
 def followups_list(app, as_user, overdue, all_statuses, region):
     """Liste les suites de vos régions, les retards d'abord."""
-    from alerts.followups import ACTIVE, list_follow_ups
+    from alerts.followups import list_follow_ups
 
-    rows = run_service(list_follow_ups, app.ready_engine(), as_user, statuses=None if all_statuses else ACTIVE,
+    rows = run_service(list_follow_ups, app.ready_engine(), as_user, statuses=None if all_statuses else FOLLOW_UP_ACTIVE,
                 region=region, overdue_only=overdue)
     for f in rows:
         late = f"EN RETARD de {f.days_overdue} j" if f.overdue else ""
@@ -85,7 +86,7 @@ def followups_update(app, follow_up_id, as_user, version, status, owner_email, d
 @click.pass_obj
 def followups_export(app, as_user, all_statuses):
     """Écrit les suites de vos régions en CSV sur la sortie standard."""
-    from alerts.followups import ACTIVE, export_follow_ups_csv
+    from alerts.followups import export_follow_ups_csv
 
     click.echo(run_service(export_follow_ups_csv, app.ready_engine(), as_user,
-                    statuses=None if all_statuses else ACTIVE), nl=False)
+                    statuses=None if all_statuses else FOLLOW_UP_ACTIVE), nl=False)

@@ -32,7 +32,8 @@ from monitor.vocabulary import dates as timefmt
 from monitor.accounts.access import Actor, readable_regions, region_clause, require_read, resolve_actor
 from monitor.vocabulary.errors import AccessDenied, NotFound
 from monitor.vocabulary.formatting import fmt_value
-from monitor.vocabulary.labels import CATEGORY_FR, SEVERITY_FR, SEVERITY_RANK, STATUS_FR
+from monitor.vocabulary.labels import CATEGORY_FR, SEVERITY_FR, SEVERITY_RANK
+from monitor.vocabulary.statuses import ALERT_STATUSES, FOLLOW_UP_ACTIVE, QUEUE, status_label
 from monitor.store import db
 from monitor.store.models import (Alert, AlertEvent, DetectionRun, Finding, FollowUp, FollowUpEvent, Observation,
                             Quarantine, Region, Service, ServiceDepartment, Submission, User, UserEvent)
@@ -43,9 +44,6 @@ from monitor.vocabulary.catalogue import CATALOGUE, REGIONS
 if TYPE_CHECKING:
     from detectors.panel import Panel
 
-QUEUE_STATUSES = ("open", "acknowledged")
-OPEN_STATUSES = ("open", "acknowledged")
-ACTIVE_FOLLOW_UP = ("a_faire", "en_cours")
 
 
 @lru_cache(maxsize=1)
@@ -191,7 +189,7 @@ def queue_frame(engine: sa.Engine, actor, today: date | None = None) -> pd.DataF
     labels = {c: indicator_label(c) for c in df["indicator"].unique()}
     df["indicator_label"] = df["indicator"].map(labels)
     df["category_label"] = df["category"].map(CATEGORY_FR).fillna(df["category"])
-    df["status_label"] = df["status"].map(STATUS_FR).fillna(df["status"])
+    df["status_label"] = df["status"].map(status_label)
     df["severity_label"] = df["severity"].map(SEVERITY_FR).fillna(df["severity"])
     df["severity_rank"] = df["severity"].map(SEVERITY_RANK).fillna(-1).astype(int)
     df["score"] = pd.to_numeric(df["score"], errors="coerce").astype(float)
@@ -212,7 +210,7 @@ class QueueFilters:
     categories: tuple[str, ...] = ()
     indicators: tuple[str, ...] = ()
     severities: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = QUEUE_STATUSES
+    statuses: tuple[str, ...] = QUEUE
     period_from: str | None = None      # YYYY-MM: alerts still active on or after this month
     period_to: str | None = None        # YYYY-MM: alerts opened on or before this month
     assignee_id: int | None = None
@@ -279,7 +277,7 @@ def queue_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
     sev = df["severity"].value_counts()
     stat = df["status"].value_counts()
     return {"severity": {k: int(sev.get(k, 0)) for k in ("high", "medium", "low")},
-            "status": {k: int(stat.get(k, 0)) for k in STATUS_FR}}
+            "status": {str(k): int(stat.get(k, 0)) for k in ALERT_STATUSES}}
 
 
 def queue_options(df: pd.DataFrame) -> dict[str, list]:
@@ -309,9 +307,9 @@ def services_frame(engine: sa.Engine, actor, region: str | None = None,
     s, r = Service.__table__, Region.__table__
     open_a = (sa.select(Alert.service_id, sa.func.count().label("n"),
                         sa.func.sum(sa.case((Alert.severity == "high", 1), else_=0)).label("high"))
-              .where(Alert.status.in_(OPEN_STATUSES)).group_by(Alert.service_id).subquery())
+              .where(Alert.status.in_(QUEUE)).group_by(Alert.service_id).subquery())
     fus = (sa.select(FollowUp.service_id, sa.func.count().label("n"))
-           .where(FollowUp.status.in_(ACTIVE_FOLLOW_UP)).group_by(FollowUp.service_id).subquery())
+           .where(FollowUp.status.in_(FOLLOW_UP_ACTIVE)).group_by(FollowUp.service_id).subquery())
     q = (sa.select(s.c.service_id, s.c.name, s.c.region_code, r.c.name, s.c.departments, s.c.workers_followed,
                    s.c.companies, s.c.agrement_start, s.c.agrement_end, s.c.certification_level,
                    s.c.certification_end, sa.func.coalesce(open_a.c.n, 0), sa.func.coalesce(open_a.c.high, 0),
@@ -721,13 +719,13 @@ def region_summary(engine: sa.Engine, actor, panel: Panel | None = None) -> pd.D
         al = pd.DataFrame([tuple(x) for x in conn.execute(
             sa.select(Service.region_code, Alert.severity, sa.func.count())
             .join(Service, Service.service_id == Alert.service_id)
-            .where(Alert.status.in_(OPEN_STATUSES), cond).group_by(Service.region_code, Alert.severity)).all()],
+            .where(Alert.status.in_(QUEUE), cond).group_by(Service.region_code, Alert.severity)).all()],
             columns=["region_code", "severity", "n"])
         fu = pd.DataFrame([tuple(x) for x in conn.execute(
             sa.select(Service.region_code, sa.func.count(),
                       sa.func.sum(sa.case((FollowUp.due_date < today, 1), else_=0)))
             .join(Service, Service.service_id == FollowUp.service_id)
-            .where(FollowUp.status.in_(ACTIVE_FOLLOW_UP), cond).group_by(Service.region_code)).all()],
+            .where(FollowUp.status.in_(FOLLOW_UP_ACTIVE), cond).group_by(Service.region_code)).all()],
             columns=["region_code", "follow_ups", "overdue_follow_ups"])
     codes = [c for c in REGIONS if who.covers(c)]
     out = pd.DataFrame({"region_code": codes, "region_name": [REGIONS[c][0] for c in codes]})

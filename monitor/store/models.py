@@ -11,6 +11,8 @@ from datetime import date, datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from monitor.vocabulary.statuses import AlertStatus, FollowUpStatus
+
 # Integer primary keys that are 64-bit on PostgreSQL and rowid aliases on SQLite.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -180,7 +182,7 @@ class Alert(Base):
     service_id: Mapped[str] = mapped_column(sa.ForeignKey("services.service_id"))
     indicator: Mapped[str] = mapped_column(sa.String(64))
     category: Mapped[str] = mapped_column(sa.String(20))
-    status: Mapped[str] = mapped_column(sa.String(20), default="open")
+    status: Mapped[str] = mapped_column(sa.String(20), default=AlertStatus.OPEN.value)
     severity: Mapped[str] = mapped_column(sa.String(10))
     score: Mapped[float] = mapped_column(sa.Float)
     detectors: Mapped[str] = mapped_column(sa.String(300))
@@ -245,7 +247,7 @@ class FollowUp(Base):
     legal_reference: Mapped[str | None] = mapped_column(sa.String(80), nullable=True)
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), nullable=True)
     due_date: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default="a_faire")
+    status: Mapped[str] = mapped_column(sa.String(20), default=FollowUpStatus.A_FAIRE.value)
     notes: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     created_by: Mapped[str] = mapped_column(sa.String(254))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

@@ -3,13 +3,6 @@ from __future__ import annotations
 
 from monitor.vocabulary.catalogue import DISMISS_REASONS
 
-STATUS_FR = {
-    "open": "ouverte",
-    "acknowledged": "prise en charge",
-    "follow_up": "suite engagée",
-    "dismissed": "classée",
-    "resolved": "résolue",
-}
 SEVERITY_FR = {"low": "faible", "medium": "moyenne", "high": "élevée"}
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 CATEGORY_FR = {"drift": "dérive", "peer_outlier": "écart aux pairs", "rule": "règle",
@@ -34,10 +27,6 @@ EVENT_FR = {
     "due_date": "changement d'échéance",
     "notes": "modification des notes",
 }
-
-
-def status_fr(code: str | None) -> str:
-    return STATUS_FR.get(code or "", code or "—")
 
 
 def severity_fr(code: str | None) -> str:
