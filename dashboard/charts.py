@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.vocabulary.formatting import fmt_value
-from dashboard.ui import BLUE, BLUE_LIGHT, GREY, GREY_LIGHT, GREY_MID, RED, SEVERITY_COLOURS
+from dashboard.ui import BLUE, BLUE_LIGHT, GREY, GREY_LIGHT, GREY_MID, RED
 from monitor.vocabulary.catalogue import CATALOGUE
 
 FR_LOCALE = {
@@ -272,11 +272,3 @@ def tile_map(tiles: pd.DataFrame, metric: str = "open_alerts", metric_title: str
     return _finish(alt.layer(*layers).properties(height=330, width=420))
 
 
-def severity_bar(counts: dict[str, int]) -> alt.TopLevelMixin:
-    d = pd.DataFrame({"severity": list(counts), "n": list(counts.values())})
-    d["label"] = d["severity"].map({"high": "Élevée", "medium": "Moyenne", "low": "Faible"})
-    return _finish(alt.Chart(d).mark_bar().encode(
-        x=alt.X("n:Q", title=None), y=alt.Y("label:N", title=None, sort=["Élevée", "Moyenne", "Faible"]),
-        color=alt.Color("severity:N", scale=alt.Scale(domain=list(SEVERITY_COLOURS),
-                                                      range=list(SEVERITY_COLOURS.values())), legend=None),
-    ).properties(height=90))

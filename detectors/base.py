@@ -23,27 +23,23 @@ FINDING_COLUMNS = ["service_id", "indicator", "month_index", "category", "detect
                    "upper", "explanation", "evidence", "config"]
 CATEGORIES = ("drift", "peer_outlier", "rule", "data_quality")
 
-# Alert budget of each statistical family, in false alerts per 100 services per month.
-# An inspector's reading time is the scarce resource (DESIGN.md): with ~180 services this is
-# about 0.4 false alert a year per family nationally if the model held exactly. Thresholds are
-# derived from it (and from how many tests a family runs per service and month), not tuned.
-ALERT_BUDGET = 0.02
-
-
-def budget_z(budget_per_100: float, tests_per_service_month: int) -> float:
-    """One-sided normal threshold spending ``budget_per_100`` over that many tests."""
-    from scipy.stats import norm
-
-    return float(norm.isf(budget_per_100 / 100.0 / tests_per_service_month))
 SEVERITIES = ("low", "medium", "high")
 
 
 @dataclasses.dataclass(frozen=True)
 class DetectorConfig:
-    """Base configuration; subclasses add their own fields (all with defaults)."""
+    """Base configuration; subclasses add their own fields (all with defaults).
+
+    Thresholds derived from the alert budget (detectors.budget) are properties named in
+    ``DERIVED``: they follow the budget and the number of tests, and every finding cites them
+    with the fields."""
+
+    DERIVED: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out.update({name: getattr(self, name) for name in self.DERIVED})
+        return out
 
 
 class Detector(ABC):
@@ -65,6 +61,12 @@ class Detector(ABC):
     def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
         """Findings for the given months (each using data up to its own month only)."""
 
+    def exclusions(self, panel: Panel) -> pd.DataFrame:
+        """Cells (``service_id``, ``indicator``, ``month_index``; indicator ``*`` for every
+        indicator) this detector finds faulty: they are kept out of the statistical detectors
+        (:func:`exclude_faulty_cells`). None by default."""
+        return pd.DataFrame(columns=["service_id", "indicator", "month_index"])
+
     def findings(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Complete a detector's rows into the findings schema, citing this configuration."""
         out = rows.copy()
@@ -80,6 +82,16 @@ class Detector(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
+
+
+def exclude_faulty_cells(panel: Panel, detectors) -> Panel:
+    """Apply every detector's :meth:`Detector.exclusions` to ``panel`` (bad data is not bad
+    service: a faulty value never reaches a statistical detector). Returns the panel."""
+    for det in detectors:
+        cells = det.exclusions(panel)
+        if len(cells):
+            panel.exclude(cells)
+    return panel
 
 
 def empty_findings() -> pd.DataFrame:

@@ -12,7 +12,7 @@ this extreme. The per-indicator ``U_r`` are the explanation. IForest has no per-
 decomposition: its score is turned into a robust z across services and the explanation uses
 the z-scores.
 
-Alert budget (detectors.base.ALERT_BUDGET): 0.02 false alert per 100 services per month, and
+Alert budget (detectors.budget): 0.02 false alert per 100 services per month, and
 this family tests one score per service and month (not one per indicator), so the per-cell
 level is p < 2e-4 (z > 3.54) this month, with p < 0.002 (z > 3.09) in ``persist_count`` of the
 last ``persist_window`` months.
@@ -29,7 +29,8 @@ import pandas as pd
 from scipy.stats import gamma, norm
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
-from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings
+from detectors.base import Detector, DetectorConfig, empty_findings
+from detectors.budget import ALERT_BUDGET, budget_z
 from detectors.panel import Panel
 from detectors.peer import MAD_SCALE, PeerConfig, Z998, peer_scores
 
@@ -38,8 +39,9 @@ MODELS = ("ecod", "copod", "iforest")
 
 @dataclasses.dataclass(frozen=True)
 class MultivariateConfig(DetectorConfig):
+    DERIVED = ("limit_z",)
     model: str = "ecod"
-    limit_z: float = budget_z(ALERT_BUDGET, 1)   # 3.54: the budget over one test per service-month
+    budget: float = ALERT_BUDGET
     persist_z: float = Z998
     persist_window: int = 3
     persist_count: int = 2
@@ -47,6 +49,11 @@ class MultivariateConfig(DetectorConfig):
     min_features: int = 3
     top_contributions: int = 3
     random_state: int = 0
+
+    @property
+    def limit_z(self) -> float:
+        """The budget over one combined test per service and month: z > 3.54 (p = 2e-4)."""
+        return budget_z(self.budget, 1)
 
     def __post_init__(self):
         if self.model not in MODELS:

@@ -10,9 +10,9 @@ Only the worse side raises a finding, and only when it persists: the unit must b
 ``limit_z`` this month and beyond the 99.8 % limit in at least ``persist_count`` of the last
 ``persist_window`` observed months (a single noisy month is not an alert).
 
-``limit_z`` comes from the alert budget (detectors.base.ALERT_BUDGET), not from data: 0.02
-false alert per 100 services per month shared by the ten monitored indicators gives a
-one-sided p of 2e-5 per service, indicator and month, i.e. z > 4.11 on the adjusted scale.
+``limit_z`` comes from the alert budget (detectors.budget), not from data: 0.02 false alert
+per 100 services per month shared by the nine monitored indicators gives a one-sided p of
+2.2e-5 per service, indicator and month, i.e. z > 4.08 on the adjusted scale.
 Every month is a cross-section of that month alone, so findings are causal by design.
 """
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
-from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings, severity_from_score
-from detectors.funnel import funnel
+from detectors.base import Detector, DetectorConfig, empty_findings, severity_from_score
+from detectors.budget import ALERT_BUDGET, budget_z
+from detectors.funnel import funnel, funnel_limits
 from detectors.panel import Panel
 from monitor.vocabulary.catalogue import CATALOGUE
 
@@ -35,7 +36,8 @@ MAD_SCALE = 1.4826
 
 @dataclasses.dataclass(frozen=True)
 class PeerConfig(DetectorConfig):
-    limit_z: float = budget_z(ALERT_BUDGET, 10)   # 4.11 (one-sided p = 2e-5)
+    DERIVED = ("limit_z",)
+    budget: float = ALERT_BUDGET
     persist_z: float = Z998
     persist_window: int = 3
     persist_count: int = 2
@@ -46,9 +48,36 @@ class PeerConfig(DetectorConfig):
     count_indicators: tuple[str, ...] = tuple(c for c, i in CATALOGUE.items() if i.has_counts)
     robust_indicators: tuple[str, ...] = ("vip_init_median_delay_days", "workers_per_physician_fte")
 
+    @property
+    def indicators(self) -> tuple[str, ...]:
+        return tuple(self.count_indicators) + tuple(self.robust_indicators)
+
+    @property
+    def limit_z(self) -> float:
+        """The budget over one test per monitored indicator (9: z > 4.08)."""
+        return budget_z(self.budget, len(self.indicators))
+
 
 COLUMNS = ["service_id", "value", "z", "expected", "lower", "upper", "numerator", "denominator",
-           "phi", "tau2", "n_units"]
+           "phi", "tau2", "adjustment", "n_units"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FunnelSpec:
+    """How a funnel is drawn for one kind of indicator. The detector fits with it and the
+    funnel chart redraws with it (:func:`funnel_curves`): the limits an agent sees are the
+    limits that raised the alert."""
+    kind: str                         # detectors.funnel kind
+    transform: str
+    trim_method: str | None = None    # None: the transform's default (arcsine: winsorise)
+
+
+FUNNEL_SPECS = {
+    # proportions on the arcsine scale (Spiegelhalter 2005)
+    "proportion": FunnelSpec("proportion", "arcsine"),
+    # rates: observed against expected count at the month's national rate, square-root scale (CQC)
+    "rate": FunnelSpec("ratio", "sqrt", "winsorise"),
+}
 
 
 def _funnel_month(sid, value, num, den, kind: str, scale: float, cfg: PeerConfig) -> dict | None:
@@ -59,23 +88,24 @@ def _funnel_month(sid, value, num, den, kind: str, scale: float, cfg: PeerConfig
     if ok.sum() < cfg.min_units:
         return None
     sid, value, num, den = sid[ok], value[ok], num[ok], den[ok]
+    spec = FUNNEL_SPECS[kind]
     if kind == "proportion":
-        res = funnel(num, den, kind="proportion", overdispersion=cfg.overdispersion, trim=cfg.trim)
-        target, to_value = res.target, 1.0
+        cases, target, to_value = den, None, 1.0
     else:  # rate: observed count against expected count at the month's national rate
         rate = num.sum() / den.sum()
         if rate <= 0:
             return None
-        res = funnel(num, rate * den, kind="ratio", transform="sqrt", trim_method="winsorise",
-                     overdispersion=cfg.overdispersion, trim=cfg.trim)
-        target, to_value = 1.0, rate * scale
+        cases, target, to_value = rate * den, 1.0, rate * scale
+    res = funnel(num, cases, kind=spec.kind, transform=spec.transform, trim_method=spec.trim_method,
+                 overdispersion=cfg.overdispersion, trim=cfg.trim)
+    target = res.target if target is None else target
     t = res.table
     n = len(sid)
     return {"service_id": sid, "value": value, "z": t["z_adjusted"].to_numpy(),
             "expected": np.full(n, target * to_value),
             "lower": t["lower_998"].to_numpy() * to_value, "upper": t["upper_998"].to_numpy() * to_value,
             "numerator": num, "denominator": den, "phi": np.full(n, res.phi), "tau2": np.full(n, res.tau2),
-            "n_units": np.full(n, n)}
+            "adjustment": np.full(n, res.adjustment, dtype=object), "n_units": np.full(n, n)}
 
 
 # Scales for the robust z when no counts are available: (forward, inverse, admissible values).
@@ -102,7 +132,8 @@ def _robust_month(sid, value, cfg: PeerConfig, scale: str = "log") -> dict | Non
     nan = np.full(n, np.nan)
     return {"service_id": sid, "value": value, "z": (t - med) / mad, "expected": np.full(n, inv(med)),
             "lower": np.full(n, inv(med - Z998 * mad)), "upper": np.full(n, inv(med + Z998 * mad)),
-            "numerator": nan, "denominator": nan, "phi": nan, "tau2": nan, "n_units": np.full(n, n)}
+            "numerator": nan, "denominator": nan, "phi": nan, "tau2": nan,
+            "adjustment": np.full(n, None, dtype=object), "n_units": np.full(n, n)}
 
 
 def _month_scores(sid, value, num, den, code: str, cfg: PeerConfig) -> dict | None:
@@ -114,6 +145,29 @@ def _month_scores(sid, value, num, den, code: str, cfg: PeerConfig) -> dict | No
     if (np.isfinite(num) & np.isfinite(den) & (den > 0)).sum() >= cfg.min_units:
         return _funnel_month(sid, value, num, den, ind.kind, ind.scale, cfg)
     return _robust_month(sid, value, cfg, "arcsine" if ind.kind == "proportion" else "log")
+
+
+def funnel_curves(code: str, month: pd.DataFrame, sizes) -> pd.DataFrame:
+    """The 95 % and 99.8 % limits the detector applied in one month, redrawn at ``sizes``.
+
+    ``month``: the rows of :func:`peer_scores` for that month (one funnel); ``sizes``: cases
+    for a proportion, workers followed for a rate. Returns ``x``, ``lower_95``, ``upper_95``,
+    ``lower_998``, ``upper_998`` on the indicator's scale; at a service's own size the 99.8 %
+    limits are its ``lower`` and ``upper``.
+    """
+    ind = CATALOGUE[code]
+    spec = FUNNEL_SPECS[ind.kind]
+    first = month.iloc[0]
+    xs = np.asarray(sizes, dtype=float)
+    fit = dict(transform=spec.transform, tau2=float(first["tau2"]), phi=float(first["phi"]),
+               overdispersion=str(first["adjustment"]))
+    expected = float(first["expected"])
+    if ind.kind == "proportion":
+        return funnel_limits(xs, expected, kind=spec.kind, **fit).rename(columns={"denominator": "x"})
+    rate = expected / ind.scale            # the month's national rate per worker
+    lim = funnel_limits(rate * xs, 1.0, kind=spec.kind, **fit)
+    return lim.drop(columns="denominator").mul(expected).assign(x=xs)[
+        ["x", "lower_95", "upper_95", "lower_998", "upper_998"]]
 
 
 def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
@@ -174,7 +228,7 @@ class PeerOutlier(Detector):
         if months.size == 0:
             return empty_findings()
         out = []
-        for code in cfg.count_indicators + cfg.robust_indicators:
+        for code in cfg.indicators:
             ind = CATALOGUE[code]
             cs = peer_scores(panel, code, cfg, upto=int(months.max()))
             if cs.empty:

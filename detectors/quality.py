@@ -148,6 +148,11 @@ class SizeJumps(Detector):
         hit["ratio"] = hit["value"] / hit["baseline"]
         return hit
 
+    def exclusions(self, panel: Panel) -> pd.DataFrame:
+        """Every per-worker rate of a month whose size jumped is suspect: the whole
+        service-month is kept out of the statistics."""
+        return self.jumps(panel)[["service_id", "month_index"]].assign(indicator="*")
+
     def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
         hit = self.jumps(panel)
         hit = hit[hit["month_index"].isin(np.asarray(months))].copy()

@@ -53,7 +53,8 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
-from detectors.base import ALERT_BUDGET, Detector, DetectorConfig, budget_z, empty_findings
+from detectors.base import Detector, DetectorConfig, empty_findings
+from detectors.budget import ALERT_BUDGET, budget_arl, budget_z
 from detectors.cusum import calibrate_h, upper_cusum
 from detectors.panel import Panel
 from monitor.vocabulary.catalogue import CATALOGUE
@@ -69,20 +70,26 @@ TEMPORAL_INDICATORS = (
 
 @dataclasses.dataclass(frozen=True)
 class TemporalConfig(DetectorConfig):
+    DERIVED = ("spike_z", "arl0", "h")
     indicators: tuple[str, ...] = TEMPORAL_INDICATORS
     window_months: int = 24           # baseline length (8 observations of a quarterly series)
     min_history_months: int = 24      # two seasonal cycles before a service is tested
     k: float = 0.5                    # CUSUM allowance (targets a 1-sigma shift)
-    budget_per_100_services_month: float = ALERT_BUDGET
-    spike_z: float = budget_z(ALERT_BUDGET, len(TEMPORAL_INDICATORS))   # 4.24, the same budget
+    budget: float = ALERT_BUDGET
     high_z: float = 6.0
     floor_proportion: float = 0.01    # minimum spread on the arcsine scale
     floor_log: float = 0.02           # minimum spread on the log scale (2 %)
     shrink_weight: float = 12.0       # prior weight of the pooled spread, in observations
 
     @property
+    def spike_z(self) -> float:
+        """Large-residual threshold: the budget over one test per indicator (11: z > 4.13)."""
+        return budget_z(self.budget, len(self.indicators))
+
+    @property
     def arl0(self) -> float:
-        return len(self.indicators) * 100.0 / self.budget_per_100_services_month
+        """In-control ARL of each series (11 indicators: 55,000 months)."""
+        return budget_arl(self.budget, len(self.indicators))
 
     @property
     def h(self) -> float:

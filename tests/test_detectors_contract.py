@@ -87,3 +87,39 @@ def test_selectable_multivariate_models_run(model, panel):
 
     f = MultivariateOutlier(model=model).detect(_copy(panel), panel.months)
     assert list(f.columns) == FINDING_COLUMNS
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_exclusions_follow_the_contract(cls: type[Detector], panel: Panel):
+    cells = cls().exclusions(_copy(panel))
+    assert list(cells.columns)[:3] == ["service_id", "indicator", "month_index"] or set(
+        ["service_id", "indicator", "month_index"]) <= set(cells.columns)
+    assert cells["indicator"].isin(list(panel.observations["indicator"].unique()) + ["*"]).all()
+
+
+def test_excluded_cells_never_reach_a_statistical_detector(panel: Panel):
+    """A size jump declared by no merger: its service-month is faulty data, not a finding of the
+    peer, temporal or multivariate detectors (through the contract, with no special case)."""
+    from detectors.base import exclude_faulty_cells
+    from detectors.quality import SizeJumps
+
+    p = _copy(panel)
+    obs = p.observations
+    workers = obs[obs["indicator"] == "workers_followed"]
+    month = int(workers["month_index"].max())
+    sid = workers.loc[workers["month_index"] == month, "service_id"].iloc[0]
+    size = (obs["service_id"] == sid) & (obs["month_index"] == month) & (obs["indicator"] == "workers_followed")
+    assert size.sum() == 1
+    obs.loc[size, "value"] *= 3            # a keying error: three times the workers
+    cells = SizeJumps().exclusions(p)
+    assert ((cells["service_id"] == sid) & (cells["month_index"] == month) & (cells["indicator"] == "*")).any()
+    exclude_faulty_cells(p, default_detectors())
+    for code in ("vip_init_in_delay_rate", "pdp_cases_per_1000", "physician_fte"):
+        seen = p.indicator(code)
+        assert not ((seen["service_id"] == sid) & (seen["month_index"] == month)).any()
+        raw = p.indicator(code, statistical=False)
+        assert ((raw["service_id"] == sid) & (raw["month_index"] == month)).any()   # kept, not dropped
+    stats = [d for d in default_detectors() if d.family in ("peer", "temporal", "multivariate")]
+    for det in stats:
+        f = det.detect(p, np.array([month]))
+        assert not ((f["service_id"] == sid) & (f["month_index"] == month)).any(), det.name

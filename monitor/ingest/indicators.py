@@ -42,9 +42,6 @@ REASONS = {
     "inconsistent": "valeur incohérente avec numérateur / dénominateur",
     "conflicting_duplicate": "doublon contradictoire : la même case figure plusieurs fois dans le fichier avec des valeurs différentes",
 }
-# reasons that describe a faulty submission by a known service (data-quality findings)
-DATA_QUALITY_REASONS = ("probable_percent", "out_of_range", "num_gt_den", "inconsistent",
-                        "conflicting_duplicate", "negative", "bad_number")
 
 
 @dataclass

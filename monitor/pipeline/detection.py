@@ -10,9 +10,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from alerts.lifecycle import apply_findings, combine_findings
-from detectors.base import empty_findings
+from detectors.base import empty_findings, exclude_faulty_cells
 from detectors.panel import Panel
-from detectors.quality import SizeJumps
 from detectors.registry import default_detectors
 from monitor.store import db
 from monitor.store.models import DetectionRun, DetectionState, Finding, utcnow
@@ -46,16 +45,14 @@ class DetectionSummary:
 
 
 def run_detectors(panel: Panel, months: np.ndarray, detectors=None, progress: Progress | None = None) -> pd.DataFrame:
-    """All findings for ``months``; data-quality detectors run first and mask faulty cells."""
+    """All findings for ``months``; the cells any detector finds faulty are first kept out of
+    the statistics (:meth:`detectors.base.Detector.exclusions`)."""
     detectors = detectors if detectors is not None else default_detectors()
+    exclude_faulty_cells(panel, detectors)
     out = []
     for i, det in enumerate(detectors, start=1):
         if progress:
             progress(i, len(detectors), det.name)
-        if isinstance(det, SizeJumps):
-            jumps = det.jumps(panel)
-            if len(jumps):
-                panel.exclude(jumps.assign(indicator="*"))
         f = det.detect(panel, months)
         if len(f):
             out.append(f)

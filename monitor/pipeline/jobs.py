@@ -123,19 +123,6 @@ def _apply(s, row_id: int | None, values: dict) -> int:
     return int(row.id)
 
 
-def flush_pending(engine: sa.Engine) -> int:
-    """Write the records kept during an outage; returns how many are still waiting."""
-    with _PENDING_LOCK:
-        backlog = _PENDING.pop(_key(engine), [])
-    if not backlog:
-        return 0
-    last_id, last_values = backlog.pop()
-    with _PENDING_LOCK:
-        _PENDING.setdefault(_key(engine), [])[:0] = backlog
-    _write(engine, last_id, last_values)
-    return pending_records(engine)
-
-
 def _one_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     lines = str(orig).strip().splitlines()

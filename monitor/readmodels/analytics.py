@@ -17,7 +17,6 @@ panel take it as ``panel=`` so that the dashboard can cache it (dashboard/state.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -87,14 +86,6 @@ def indicator_label(code: str) -> str:
     return ind.label_fr if ind else EXTRA_LABELS.get(code, code)
 
 
-def _finite(x) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 # --------------------------------------------------------------------------- who and what version
 
 def _who(engine: sa.Engine, actor) -> Actor:
@@ -142,23 +133,17 @@ def panel_version(engine: sa.Engine) -> str:
 def load_analysis_panel(engine: sa.Engine) -> "Panel":
     """The stored panel as the statistical detectors see it: current observations, with the
     service-months of undeclared size jumps kept out (as ``detect`` does)."""
-    from detectors.quality import SizeJumps
+    from detectors.base import exclude_faulty_cells
+    from detectors.registry import default_detectors
 
     panel = load_panel(engine)
     if panel.last_month is not None:
-        jumps = SizeJumps().jumps(panel)
-        if len(jumps):
-            panel.exclude(jumps.assign(indicator="*"))
+        exclude_faulty_cells(panel, default_detectors())
     return panel
 
 
 def _region_filter(who: Actor, column, region: str | None = None):
     return region_clause(column, readable_regions(who, region))
-
-
-def scope_regions(engine: sa.Engine, actor) -> tuple[str, ...] | None:
-    """The regions the user may read (None: every region)."""
-    return _who(engine, actor).regions
 
 
 # --------------------------------------------------------------------------- the alert queue
@@ -571,8 +556,6 @@ def funnel_data(engine: sa.Engine, actor, indicator: str, month_index: int | Non
     target = None
     note = ""
     band = ind.band
-    from detectors.funnel import funnel_limits
-
     cfg = peer_config()
     if indicator in peer_indicators():
         cs = _peer_scores(panel, indicator)
@@ -580,24 +563,18 @@ def funnel_data(engine: sa.Engine, actor, indicator: str, month_index: int | Non
     else:
         cs = pd.DataFrame()
     if len(cs):
-        pts = cs[["service_id", "value", "zw", "lower", "upper", "denominator", "expected", "phi", "tau2"]].copy()
-        if indicator in cfg.count_indicators:
+        pts = cs[["service_id", "value", "zw", "lower", "upper", "denominator", "expected"]].copy()
+        if indicator in cfg.count_indicators and cs["adjustment"].notna().all():
+            from detectors.peer import funnel_curves
+
             method, x_label = "funnel", ("Nombre de cas (dénominateur)" if ind.kind == "proportion"
                                          else "Salariés suivis")
             pts["x"] = pts["denominator"]
-            phi, tau2 = float(pts["phi"].iloc[0]), float(pts["tau2"].iloc[0])
-            adj = "additive" if phi > 1 else "none"
-            xs = np.unique(np.geomspace(max(1.0, pts["x"].min() / 1.25), pts["x"].max() * 1.25, 160))
-            if ind.kind == "proportion":
-                target = float(pts["expected"].iloc[0])
-                lim = funnel_limits(xs, target, kind="proportion", tau2=tau2, phi=phi, overdispersion=adj)
-                curves = lim.rename(columns={"denominator": "x"})
-            else:   # rate: observed against expected count (national rate × workers), sqrt scale
-                target = float(pts["expected"].iloc[0])
-                rate = target / ind.scale
-                lim = funnel_limits(rate * xs, 1.0, kind="ratio", transform="sqrt", tau2=tau2, phi=phi,
-                                    overdispersion=adj)
-                curves = lim.drop(columns="denominator").mul(target).assign(x=xs)
+            target = float(pts["expected"].iloc[0])
+            # a smooth curve, through every service's own size: there it is the detector's limit
+            grid = np.geomspace(max(1.0, pts["x"].min() / 1.25), pts["x"].max() * 1.25, 160)
+            xs = np.unique(np.concatenate([grid, pts["x"].to_numpy(dtype=float)]))
+            curves = funnel_curves(indicator, cs, xs)
         else:
             method, x_label = "robust", "Salariés suivis"
             pts["x"] = pts["service_id"].map(size)
