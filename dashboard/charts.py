@@ -1,4 +1,4 @@
-"""Altair charts of the dashboard, drawn from monitor.readmodels.analytics frames (no statistics here).
+"""Altair charts of the dashboard, drawn from the frames of monitor.readmodels (no statistics here).
 
 Colours follow the DSFR: bleu France for the service, rouge Marianne for what is flagged,
 greys for peers. Numbers and dates use the French locale.

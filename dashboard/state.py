@@ -15,7 +15,12 @@ import pandas as pd
 import streamlit as st
 
 from alerts import followups, triage
-from monitor.readmodels import analytics
+from monitor.readmodels import common as readmodel
+from monitor.readmodels import funnel as funnel_model
+from monitor.readmodels import overview as overview_model
+from monitor.readmodels import queue as queue_model
+from monitor.readmodels import reception as reception_model
+from monitor.readmodels import services as service_model
 from monitor.store import db
 from monitor.accounts import users
 
@@ -78,12 +83,12 @@ def current_user():
         if email == "":
             st.session_state["oidc_unknown"] = "(identité sans adresse électronique)"
             return None
-        if email and analytics.session_user(engine(), email) is None:
+        if email and readmodel.session_user(engine(), email) is None:
             st.session_state["oidc_unknown"] = email
             return None
     if email is None:
         return None
-    user = analytics.session_user(engine(), email)
+    user = readmodel.session_user(engine(), email)
     if user is None:
         st.session_state.pop("user_email", None)
     return user
@@ -120,23 +125,23 @@ def _scope_key(user) -> tuple:
 
 
 def version() -> str:
-    return analytics.data_version(engine())
+    return readmodel.data_version(engine())
 
 
 @st.cache_resource(max_entries=2, show_spinner="Chargement des indicateurs…")
 def _panel(url: str, panel_version: str):
-    return analytics.load_analysis_panel(_engine(url))
+    return readmodel.load_analysis_panel(_engine(url))
 
 
 def panel():
-    return _panel(db_url(), analytics.panel_version(engine()))
+    return _panel(db_url(), readmodel.panel_version(engine()))
 
 
 # --------------------------------------------------------------------------- cached reads
 
 @st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
 def _queue(url: str, scope: tuple, version: str) -> pd.DataFrame:
-    return analytics.queue_frame(_engine(url), scope[0])
+    return queue_model.queue_frame(_engine(url), scope[0])
 
 
 def queue(user) -> pd.DataFrame:
@@ -145,7 +150,7 @@ def queue(user) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
 def _services(url: str, scope: tuple, version: str, region: str | None, department: str | None) -> pd.DataFrame:
-    return analytics.services_frame(_engine(url), scope[0], region=region, department=department)
+    return service_model.services_frame(_engine(url), scope[0], region=region, department=department)
 
 
 def services(user, region: str | None = None, department: str | None = None) -> pd.DataFrame:
@@ -154,16 +159,16 @@ def services(user, region: str | None = None, department: str | None = None) -> 
 
 @st.cache_data(ttl=TTL, max_entries=32, show_spinner=False)
 def _regions(url: str, scope: tuple, version: str, pversion: str) -> pd.DataFrame:
-    return analytics.region_summary(_engine(url), scope[0], panel=_panel(url, pversion))
+    return overview_model.region_summary(_engine(url), scope[0], panel=_panel(url, pversion))
 
 
 def region_summary(user) -> pd.DataFrame:
-    return _regions(db_url(), _scope_key(user), version(), analytics.panel_version(engine()))
+    return _regions(db_url(), _scope_key(user), version(), readmodel.panel_version(engine()))
 
 
 @st.cache_data(ttl=TTL, max_entries=32, show_spinner=False)
 def _departments(url: str, scope: tuple, version: str, region: str) -> pd.DataFrame:
-    return analytics.department_summary(_engine(url), scope[0], region)
+    return overview_model.department_summary(_engine(url), scope[0], region)
 
 
 def department_summary(user, region: str) -> pd.DataFrame:
@@ -173,34 +178,34 @@ def department_summary(user, region: str) -> pd.DataFrame:
 @st.cache_data(ttl=TTL, max_entries=64, show_spinner="Calcul de la carte de chaleur…")
 def _heatmap(url: str, scope: tuple, version: str, pversion: str, month: int | None, region: str | None,
              department: str | None) -> pd.DataFrame:
-    return analytics.peer_heatmap(_engine(url), scope[0], month, region=region, department=department,
+    return overview_model.peer_heatmap(_engine(url), scope[0], month, region=region, department=department,
                                   panel=_panel(url, pversion))
 
 
 def heatmap(user, month: int | None, region: str | None = None, department: str | None = None) -> pd.DataFrame:
-    return _heatmap(db_url(), _scope_key(user), version(), analytics.panel_version(engine()), month, region,
+    return _heatmap(db_url(), _scope_key(user), version(), readmodel.panel_version(engine()), month, region,
                     department)
 
 
 def analysis_months() -> list[int]:
-    return analytics.analysis_months(panel())
+    return overview_model.analysis_months(panel())
 
 
 @st.cache_data(ttl=TTL, max_entries=128, show_spinner=False)
 def _series(url: str, scope: tuple, version: str, pversion: str, service_id: str, indicator: str,
             last_months: int | None) -> pd.DataFrame:
-    return analytics.indicator_series(_engine(url), scope[0], service_id, indicator,
+    return service_model.indicator_series(_engine(url), scope[0], service_id, indicator,
                                       panel=_panel(url, pversion), last_months=last_months)
 
 
 def series(user, service_id: str, indicator: str, last_months: int | None = None) -> pd.DataFrame:
-    return _series(db_url(), _scope_key(user), version(), analytics.panel_version(engine()), service_id,
+    return _series(db_url(), _scope_key(user), version(), readmodel.panel_version(engine()), service_id,
                    indicator, last_months)
 
 
 @st.cache_data(ttl=TTL, max_entries=128, show_spinner=False)
 def _references(url: str, scope: tuple, version: str, service_id: str, indicator: str) -> list:
-    return analytics.reference_lines(_engine(url), scope[0], service_id, indicator)
+    return service_model.reference_lines(_engine(url), scope[0], service_id, indicator)
 
 
 def reference_lines(user, service_id: str, indicator: str) -> list:
@@ -209,28 +214,28 @@ def reference_lines(user, service_id: str, indicator: str) -> list:
 
 @st.cache_data(ttl=TTL, max_entries=64, show_spinner="Calcul des séries…")
 def _small_multiples(url: str, scope: tuple, version: str, pversion: str, service_id: str) -> pd.DataFrame:
-    return analytics.service_small_multiples(_engine(url), scope[0], service_id, panel=_panel(url, pversion))
+    return service_model.service_small_multiples(_engine(url), scope[0], service_id, panel=_panel(url, pversion))
 
 
 def small_multiples(user, service_id: str) -> pd.DataFrame:
-    return _small_multiples(db_url(), _scope_key(user), version(), analytics.panel_version(engine()), service_id)
+    return _small_multiples(db_url(), _scope_key(user), version(), readmodel.panel_version(engine()), service_id)
 
 
 @st.cache_data(ttl=TTL, max_entries=128, show_spinner=False)
 def _funnel(url: str, scope: tuple, version: str, pversion: str, indicator: str, month: int | None,
             highlight: str | None):
-    return analytics.funnel_data(_engine(url), scope[0], indicator, month, highlight=highlight,
+    return funnel_model.funnel_data(_engine(url), scope[0], indicator, month, highlight=highlight,
                                  panel=_panel(url, pversion))
 
 
 def funnel(user, indicator: str, month: int | None, highlight: str | None = None):
-    return _funnel(db_url(), _scope_key(user), version(), analytics.panel_version(engine()), indicator, month,
+    return _funnel(db_url(), _scope_key(user), version(), readmodel.panel_version(engine()), indicator, month,
                    highlight)
 
 
 @st.cache_data(ttl=TTL, max_entries=16, show_spinner=False)
 def _steward(url: str, scope: tuple, version: str) -> dict:
-    return analytics.steward_tables(_engine(url), scope[0])
+    return reception_model.steward_tables(_engine(url), scope[0])
 
 
 def steward_tables(user) -> dict:

@@ -560,13 +560,23 @@ def test_disabled_account_is_signed_out(wdash):
 # --------------------------------------------------------------------------- analytics on both databases
 
 def test_analytics_on_sqlite_and_postgresql(engine, tmp_path):
-    """monitor.readmodels.analytics answers the same on SQLite and PostgreSQL, within the user's regions."""
+    """The read models answer the same on SQLite and PostgreSQL, within the user's regions."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
     from helpers import INDICATOR_COLUMNS, REGISTER_COLUMNS, indicator_rows, register_rows, write_csv
 
-    from monitor.readmodels import analytics
+    from monitor.readmodels import common as readmodel
+
+    from monitor.readmodels import funnel as funnel_model
+
+    from monitor.readmodels import overview as overview_model
+
+    from monitor.readmodels import queue as queue_model
+
+    from monitor.readmodels import reception as reception_model
+
+    from monitor.readmodels import services as service_model
     from monitor.pipeline.detection import run_detection
     from monitor.ingest.indicators import ingest_file
     from monitor.ingest.register import load_register
@@ -584,41 +594,41 @@ def test_analytics_on_sqlite_and_postgresql(engine, tmp_path):
     add_user(engine, email="dgt@test.fr", name="N", role="national", password=PASSWORD)
     mine = {s["service_id"] for s in svcs if s["region_code"] == "84"}
 
-    q = analytics.queue_frame(engine, "a84@test.fr")
+    q = queue_model.queue_frame(engine, "a84@test.fr")
     assert len(q) >= 1 and set(q["service_id"]) <= mine
-    assert len(analytics.queue_frame(engine, "dgt@test.fr")) > len(q)
-    f = analytics.filter_queue(q, analytics.QueueFilters(statuses=(), departments=("69",)))
+    assert len(queue_model.queue_frame(engine, "dgt@test.fr")) > len(q)
+    f = queue_model.filter_queue(q, queue_model.QueueFilters(statuses=(), departments=("69",)))
     assert len(f) == len(q[q["departments"].str.contains("69")])
-    assert set(analytics.services_frame(engine, "a84@test.fr")["service_id"]) == mine
-    summary = analytics.region_summary(engine, "a84@test.fr")
+    assert set(service_model.services_frame(engine, "a84@test.fr")["service_id"]) == mine
+    summary = overview_model.region_summary(engine, "a84@test.fr")
     assert list(summary["region_code"]) == ["84"] and summary.at[0, "services"] == len(mine)
     assert summary.at[0, "median_vip_init_in_delay_rate"] > 0.5
-    deps = analytics.department_summary(engine, "a84@test.fr", "84")
+    deps = overview_model.department_summary(engine, "a84@test.fr", "84")
     assert set(deps["department_code"]) == {"69", "38"}
     sid = sorted(mine - dropped)[0]
-    series = analytics.indicator_series(engine, "a84@test.fr", sid, "vip_init_in_delay_rate")
+    series = service_model.indicator_series(engine, "a84@test.fr", sid, "vip_init_in_delay_rate")
     assert len(series) == 9 and series["peer_median"].notna().all()
-    fd = analytics.funnel_data(engine, "a84@test.fr", "vip_init_in_delay_rate", highlight=sid)
+    fd = funnel_model.funnel_data(engine, "a84@test.fr", "vip_init_in_delay_rate", highlight=sid)
     assert fd.method == "funnel" and fd.points["highlight"].sum() == 1
     outside = fd.points[~fd.points["in_scope"]]
     assert len(outside) == 8 and outside["service_id"].isna().all() and outside["name"].isna().all()
-    heat = analytics.peer_heatmap(engine, "a84@test.fr")
+    heat = overview_model.peer_heatmap(engine, "a84@test.fr")
     assert set(heat["service_id"]) == mine - dropped        # the month shown is the last one
-    rec = analytics.service_reception(engine, "a84@test.fr", sid)
+    rec = reception_model.service_reception(engine, "a84@test.fr", sid)
     assert rec["submissions"]["rows"].sum() > 0
-    tables = analytics.steward_tables(engine, "a84@test.fr")
+    tables = reception_model.steward_tables(engine, "a84@test.fr")
     assert set(tables["reception"]["service_id"]) == mine
-    v1 = analytics.data_version(engine)
+    v1 = readmodel.data_version(engine)
     a = triage.list_alerts(engine, "a84@test.fr")[0]
     triage.acknowledge(engine, "a84@test.fr", a.id, a.version)
-    assert analytics.data_version(engine) != v1
+    assert readmodel.data_version(engine) != v1
     other = next(s for s in svcs if s["region_code"] == "93")["service_id"]
     from monitor.vocabulary.errors import AccessDenied
 
-    for call in (lambda: analytics.service_profile(engine, "a84@test.fr", other),
-                 lambda: analytics.indicator_series(engine, "a84@test.fr", other, "vip_init_in_delay_rate"),
-                 lambda: analytics.department_summary(engine, "a84@test.fr", "93"),
-                 lambda: analytics.service_reception(engine, "a84@test.fr", other)):
+    for call in (lambda: service_model.service_profile(engine, "a84@test.fr", other),
+                 lambda: service_model.indicator_series(engine, "a84@test.fr", other, "vip_init_in_delay_rate"),
+                 lambda: overview_model.department_summary(engine, "a84@test.fr", "93"),
+                 lambda: reception_model.service_reception(engine, "a84@test.fr", other)):
         with pytest.raises(AccessDenied):
             call()
 

@@ -1,6 +1,6 @@
 """One funnel parameterisation: the chart an agent sees draws the limits that raised the alert.
 
-The funnel chart (``analytics.funnel_data``) passes through every service's own size; there,
+The funnel chart (``funnel_model.funnel_data``) passes through every service's own size; there,
 its 99.8 % limits must be the peer detector's ``lower`` / ``upper`` for that month, for
 proportions (arcsine) and rates (square root), whatever over-dispersion the month had.
 """
@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_dashboard_apptest import USERS, build_dashboard_db  # noqa: E402
 
 from detectors.peer import FUNNEL_SPECS, PeerConfig, funnel_curves, peer_scores  # noqa: E402
-from monitor.readmodels import analytics  # noqa: E402
+from monitor.readmodels import common as readmodel  # noqa: E402
+from monitor.readmodels import funnel as funnel_model  # noqa: E402
 from monitor.store import db  # noqa: E402
 
 
@@ -24,7 +25,7 @@ from monitor.store import db  # noqa: E402
 def world(tmp_path_factory):
     w = build_dashboard_db(tmp_path_factory.mktemp("funnel"), n_services=40, n_months=18)
     engine = db.get_engine(f"sqlite:///{w.path}")
-    yield w, engine, analytics.load_analysis_panel(engine)
+    yield w, engine, readmodel.load_analysis_panel(engine)
     engine.dispose()
 
 
@@ -36,7 +37,7 @@ def test_chart_limits_are_the_detectors_limits(world, indicator):
     scores = peer_scores(panel, indicator, PeerConfig())
     months = sorted(scores["month_index"].unique())
     for month in (months[len(months) // 2], months[-1]):
-        data = analytics.funnel_data(engine, national, indicator, month_index=int(month), panel=panel)
+        data = funnel_model.funnel_data(engine, national, indicator, month_index=int(month), panel=panel)
         assert data.method == "funnel" and data.month_index == month
         detector = scores[scores["month_index"] == month].set_index("service_id")
         curve = data.curves.set_index("x")

@@ -13,7 +13,8 @@ from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.errors import ServiceError
 from monitor.vocabulary.statuses import Action, allowed, status_label, status_title
 from dashboard import charts, state, ui
-from monitor.readmodels import analytics
+from monitor.readmodels import queue as queue_model
+from monitor.readmodels import services as service_model
 from monitor.vocabulary.catalogue import CATALOGUE, DISMISS_REASONS
 
 
@@ -59,7 +60,7 @@ def _summary(a: triage.AlertView) -> None:
 
 def _charts(user, a: triage.AlertView) -> None:
     if a.indicator in ("agrement", "certification"):
-        p = analytics.service_profile(state.engine(), user.email, a.service_id)
+        p = service_model.service_profile(state.engine(), user.email, a.service_id)
         cert = "aucune" if not p.certification_level else (
             f"niveau {p.certification_level}, jusqu'au {ui.fr_date(p.certification_end)}")
         ui.facts([("Agrément du service", f"du {ui.fr_date(p.agrement_start)} au {ui.fr_date(p.agrement_end)}"),
@@ -81,7 +82,7 @@ def _charts(user, a: triage.AlertView) -> None:
             st.caption("Bleu : le service ; points rouges : mois signalés ; gris : médiane et bande 10–90 % des "
                        "services de France ; pointillés bleus : limites à 99,8 % attendues pour sa taille.")
     with right:
-        month = analytics._month(a.last_period)
+        month = queue_model._month(a.last_period)
         fd = state.funnel(user, a.indicator, month, highlight=a.service_id)
         st.subheader(f"Comparaison aux pairs — {fd.period_label}", anchor=False)
         chart = charts.funnel_chart(fd)

@@ -8,7 +8,8 @@ import streamlit as st
 
 from monitor.vocabulary.formatting import fmt_value
 from dashboard import charts, state, ui
-from monitor.readmodels import analytics
+from monitor.readmodels import common as readmodel
+from monitor.readmodels import overview as overview_model
 from monitor.vocabulary.periods import month_label_fr
 
 
@@ -22,8 +23,8 @@ def _regions_table(summary: pd.DataFrame) -> None:
         "Suites en cours": summary["follow_ups"],
         "dont en retard": summary["overdue_follow_ups"],
     })
-    for code in analytics.KEY_INDICATORS:
-        t[f"{analytics.indicator_label(code)} (médiane)"] = [
+    for code in readmodel.KEY_INDICATORS:
+        t[f"{readmodel.indicator_label(code)} (médiane)"] = [
             fmt_value(code, v) if v == v else "n.d." for v in summary[f"median_{code}"]]
     st.dataframe(t, hide_index=True, width="stretch")
 
@@ -43,7 +44,7 @@ def render() -> None:
     left, right = st.columns([2, 3])
     with left:
         st.subheader("Carte des régions", anchor=False)
-        st.altair_chart(charts.tile_map(analytics.region_tiles(summary)))
+        st.altair_chart(charts.tile_map(overview_model.region_tiles(summary)))
         if not national:
             st.caption("Les régions hors de votre périmètre sont grisées, sans chiffres.")
     with right:
@@ -52,10 +53,10 @@ def render() -> None:
             st.subheader(f"{r['region_name']} : indicateurs clés", anchor=False)
             st.caption("Médiane des services de la région au dernier mois reçu.")
             cols = st.columns(2)
-            for i, code in enumerate(analytics.KEY_INDICATORS):
+            for i, code in enumerate(readmodel.KEY_INDICATORS):
                 v = r[f"median_{code}"]
                 text = (ui.fr_int(v) if code == "workers_per_physician_fte" else fmt_value(code, v)) if v == v else "n.d."
-                cols[i % 2].metric(analytics.indicator_label(code), text)
+                cols[i % 2].metric(readmodel.indicator_label(code), text)
             cols = st.columns(2)
             cols[0].metric("Salariés suivis", ui.fr_int(r["workers_followed"]))
             cols[1].metric("Suites en cours", ui.fr_int(r["follow_ups"]))
@@ -105,14 +106,14 @@ def render() -> None:
     heat = state.heatmap(user, month, region=region, department=department)
     n_services = heat["service_id"].nunique() if len(heat) else 0
     if n_services > 40 and not st.toggle(f"Afficher les {n_services} services", key="ov_all_heat"):
-        heat = analytics.heatmap_top(heat, 40)
+        heat = overview_model.heatmap_top(heat, 40)
         st.caption("Les 40 services dont un indicateur s'écarte le plus de ses pairs du côté défavorable.")
     chart = charts.heatmap_chart(heat)
     if chart is None:
         st.caption("Aucune comparaison disponible pour ce mois.")
     else:
         st.altair_chart(chart, width="stretch")
-        limit = f"{analytics.peer_config().limit_z:.1f}".replace(".", ",")
+        limit = f"{readmodel.peer_config().limit_z:.1f}".replace(".", ",")
         st.caption("z ajusté du côté défavorable de chaque indicateur : rouge = moins bien que les pairs, "
                    f"bleu = mieux ; au-delà de {limit}, le détecteur d'écart aux pairs peut lever une alerte "
                    "(s'il persiste). Indicateur trimestriel : dernier trimestre connu.")

@@ -9,8 +9,7 @@ import streamlit as st
 
 from monitor.vocabulary.statuses import ALERT_STATUSES, QUEUE, status_label, status_title
 from dashboard import state, ui
-from monitor.readmodels import analytics
-
+from monitor.readmodels import queue as queue_model
 TABLE_COLUMNS = {
     "id": "N°", "sev": "Gravité", "service_name": "Service", "region_name": "Région",
     "indicator_label": "Indicateur", "cat_txt": "Catégorie", "status_txt": "Statut",
@@ -19,8 +18,8 @@ TABLE_COLUMNS = {
 }
 
 
-def _filters(user, df: pd.DataFrame) -> tuple[analytics.QueueFilters, str]:
-    opts = analytics.queue_options(df)
+def _filters(user, df: pd.DataFrame) -> tuple[queue_model.QueueFilters, str]:
+    opts = queue_model.queue_options(df)
     multi_region = user.regions is None or len(user.regions) > 1
     with st.container(border=True):
         c = st.columns(4)
@@ -49,13 +48,13 @@ def _filters(user, df: pd.DataFrame) -> tuple[analytics.QueueFilters, str]:
                                         value=(months[0], months[-1]), key="q_period")
             if (lo, hi) != (months[0], months[-1]):
                 period_from, period_to = lo, hi
-        sort = c[3].selectbox("Trier par", list(analytics.SORTS), format_func=lambda k: analytics.SORTS[k][0],
+        sort = c[3].selectbox("Trier par", list(queue_model.SORTS), format_func=lambda k: queue_model.SORTS[k][0],
                               key="q_sort")
         c = st.columns([1, 1, 2])
         mine = c[0].toggle("Attribuées à moi", key="q_mine")
         snoozed = c[1].toggle("Inclure les alertes en sourdine", key="q_snoozed")
         text = c[2].text_input("Recherche (service, SIRET, texte)", key="q_text", placeholder="ex. : Rhône, 8920…")
-    f = analytics.QueueFilters(regions=regions, departments=departments, categories=categories,
+    f = queue_model.QueueFilters(regions=regions, departments=departments, categories=categories,
                                indicators=indicators, severities=severities, statuses=statuses,
                                period_from=period_from, period_to=period_to,
                                assignee_id=user.id if mine else None, include_snoozed=snoozed, text=text)
@@ -63,8 +62,8 @@ def _filters(user, df: pd.DataFrame) -> tuple[analytics.QueueFilters, str]:
 
 
 def _counts(view: pd.DataFrame, by_status: pd.DataFrame) -> None:
-    counts = analytics.queue_counts(view)
-    status_counts = analytics.queue_counts(by_status)["status"]
+    counts = queue_model.queue_counts(view)
+    status_counts = queue_model.queue_counts(by_status)["status"]
     c = st.columns(4)
     c[0].metric("Alertes affichées", ui.fr_int(len(view)))
     for col, sev in zip(c[1:], ("high", "medium", "low")):
@@ -85,8 +84,8 @@ def render() -> None:
         st.info("Aucune alerte dans vos régions pour le moment.")
         return
     f, sort = _filters(user, df)
-    view = analytics.sort_queue(analytics.filter_queue(df, f), sort)
-    _counts(view, analytics.filter_queue(df, replace(f, statuses=())))
+    view = queue_model.sort_queue(queue_model.filter_queue(df, f), sort)
+    _counts(view, queue_model.filter_queue(df, replace(f, statuses=())))
     if view.empty:
         st.info("Aucune alerte ne correspond à ces filtres.")
         return

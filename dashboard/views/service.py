@@ -9,9 +9,8 @@ from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.errors import ServiceError
 from monitor.vocabulary.statuses import status_title
 from dashboard import charts, state, ui
-from monitor.readmodels import analytics
-
-
+from monitor.readmodels import reception as reception_model
+from monitor.readmodels import services as service_model
 def _pick(user) -> str | None:
     services = state.services(user)
     if services.empty:
@@ -36,7 +35,7 @@ def _pick(user) -> str | None:
     return None
 
 
-def _agrement_text(p: analytics.ServiceProfile) -> tuple[str, str | None]:
+def _agrement_text(p: service_model.ServiceProfile) -> tuple[str, str | None]:
     if p.agrement_end is None:
         return "—", None
     start = f"du {ui.fr_date(p.agrement_start)} " if p.agrement_start else ""
@@ -49,7 +48,7 @@ def _agrement_text(p: analytics.ServiceProfile) -> tuple[str, str | None]:
     return text, None
 
 
-def _identity(p: analytics.ServiceProfile) -> None:
+def _identity(p: service_model.ServiceProfile) -> None:
     agr, warn = _agrement_text(p)
     cert = "aucune" if not p.certification_level else (
         f"niveau {p.certification_level}" + (f", jusqu'au {ui.fr_date(p.certification_end)}" if p.certification_end else ""))
@@ -102,7 +101,7 @@ def _follow_ups(user, sid: str) -> None:
 
 
 def _data(user, sid: str) -> None:
-    d = analytics.service_reception(state.engine(), user.email, sid)
+    d = reception_model.service_reception(state.engine(), user.email, sid)
     rec = d["reception"]
     if len(rec):
         r = rec.iloc[0]
@@ -138,7 +137,7 @@ def render() -> None:
         _pick(user)
         return
     try:
-        p = analytics.service_profile(state.engine(), user.email, sid)
+        p = service_model.service_profile(state.engine(), user.email, sid)
     except ServiceError as exc:
         ui.header("Service")
         ui.error(exc.message)

@@ -1,0 +1,147 @@
+"""The alert queue as one table of the user's regions, its filters, sorts and counts."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import sqlalchemy as sa
+
+from monitor.store.models import Alert, Region, Service, User
+from monitor.vocabulary import dates as timefmt
+from monitor.vocabulary.labels import CATEGORY_FR, SEVERITY_FR, SEVERITY_RANK
+from monitor.vocabulary.periods import month_label
+from monitor.vocabulary.statuses import ALERT_STATUSES, QUEUE, status_label
+
+if TYPE_CHECKING:
+    pass
+from monitor.readmodels.common import acting_user, indicator_label, region_filter
+
+QUEUE_COLUMNS = ["id", "service_id", "service_name", "region_code", "region_name", "departments",
+                 "indicator", "indicator_label", "category", "category_label", "status", "status_label",
+                 "severity", "severity_label", "severity_rank", "score", "opened_period", "last_period",
+                 "opened_month_index", "last_month_index", "assignee_id", "assignee_name", "snoozed_until",
+                 "snoozed", "explanation", "version"]
+
+def queue_frame(engine: sa.Engine, actor, today: date | None = None) -> pd.DataFrame:
+    """Every alert of the user's regions (all statuses) as one table, most severe first.
+
+    One SQL query and vectorised labelling, so 10,000 alerts take a few tens of
+    milliseconds; filter it with :func:`filter_queue`.
+    """
+    today = today or timefmt.today()
+    who = acting_user(engine, actor)
+    a, s, r, u = Alert.__table__, Service.__table__, Region.__table__, User.__table__
+    q = (sa.select(a.c.id, a.c.service_id, s.c.name, s.c.region_code, r.c.name, s.c.departments,
+                   a.c.indicator, a.c.category, a.c.status, a.c.severity, a.c.score, a.c.opened_period,
+                   a.c.last_period, a.c.opened_month_index, a.c.last_month_index, a.c.assignee_id,
+                   u.c.name, a.c.snoozed_until, a.c.explanation, a.c.version)
+         .select_from(a.join(s, s.c.service_id == a.c.service_id).join(r, r.c.code == s.c.region_code)
+                      .outerjoin(u, u.c.id == a.c.assignee_id))
+         .where(region_filter(who, s.c.region_code)))
+    cols = ["id", "service_id", "service_name", "region_code", "region_name", "departments", "indicator",
+            "category", "status", "severity", "score", "opened_period", "last_period", "opened_month_index",
+            "last_month_index", "assignee_id", "assignee_name", "snoozed_until", "explanation", "version"]
+    with engine.connect() as conn:
+        result = conn.execute(q)
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+    df = pd.DataFrame.from_records(rows, columns=cols)
+    labels = {c: indicator_label(c) for c in df["indicator"].unique()}
+    df["indicator_label"] = df["indicator"].map(labels)
+    df["category_label"] = df["category"].map(CATEGORY_FR).fillna(df["category"])
+    df["status_label"] = df["status"].map(status_label)
+    df["severity_label"] = df["severity"].map(SEVERITY_FR).fillna(df["severity"])
+    df["severity_rank"] = df["severity"].map(SEVERITY_RANK).fillna(-1).astype(int)
+    df["score"] = pd.to_numeric(df["score"], errors="coerce").astype(float)
+    snooze = pd.to_datetime(df["snoozed_until"], errors="coerce")
+    df["snoozed_until"] = snooze.dt.date
+    df["snoozed"] = (snooze > pd.Timestamp(today)).fillna(False).astype(bool)
+    df["assignee_id"] = df["assignee_id"].astype("Int64")
+    df["departments"] = df["departments"].fillna("").astype(str)
+    df = df.sort_values(["severity_rank", "score", "id"], ascending=[False, False, True], kind="mergesort")
+    return df[QUEUE_COLUMNS].reset_index(drop=True)
+
+@dataclass
+class QueueFilters:
+    """What the queue page lets a user narrow the table to (empty = no restriction)."""
+    regions: tuple[str, ...] = ()
+    departments: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    indicators: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = QUEUE
+    period_from: str | None = None      # YYYY-MM: alerts still active on or after this month
+    period_to: str | None = None        # YYYY-MM: alerts opened on or before this month
+    assignee_id: int | None = None
+    include_snoozed: bool = False
+    text: str = ""
+
+def _month(period: str | None) -> int | None:
+    if not period:
+        return None
+    y, m = period.split("-")[:2]
+    return int(y) * 12 + int(m) - 1
+
+def filter_queue(df: pd.DataFrame, f: QueueFilters) -> pd.DataFrame:
+    """The rows of :func:`queue_frame` that pass the filters (vectorised)."""
+    keep = pd.Series(True, index=df.index)
+    if f.regions:
+        keep &= df["region_code"].isin(f.regions)
+    if f.departments:
+        pattern = "(?:^|;)(?:" + "|".join(re.escape(d) for d in f.departments) + ")(?:;|$)"
+        keep &= df["departments"].str.contains(pattern, regex=True)
+    if f.categories:
+        keep &= df["category"].isin(f.categories)
+    if f.indicators:
+        keep &= df["indicator"].isin(f.indicators)
+    if f.severities:
+        keep &= df["severity"].isin(f.severities)
+    if f.statuses:
+        keep &= df["status"].isin(f.statuses)
+    lo, hi = _month(f.period_from), _month(f.period_to)
+    if lo is not None:
+        keep &= df["last_month_index"] >= lo
+    if hi is not None:
+        keep &= df["opened_month_index"] <= hi
+    if f.assignee_id is not None:
+        keep &= df["assignee_id"].eq(f.assignee_id).fillna(False).astype(bool)
+    if not f.include_snoozed:
+        keep &= ~df["snoozed"]
+    if f.text.strip():
+        t = f.text.strip()
+        keep &= (df["service_name"].str.contains(t, case=False, regex=False)
+                 | df["service_id"].str.contains(t, regex=False)
+                 | df["explanation"].str.contains(t, case=False, regex=False))
+    return df[keep]
+
+SORTS = {
+    "gravite": ("Gravité puis score", ["severity_rank", "score", "id"], [False, False, True]),
+    "recentes": ("Période la plus récente", ["last_month_index", "severity_rank", "score"], [False, False, False]),
+    "anciennes": ("Ouvertes depuis le plus longtemps", ["opened_month_index", "severity_rank"], [True, False]),
+    "service": ("Service (A → Z)", ["service_name", "severity_rank", "score"], [True, False, False]),
+    "numero": ("N° d'alerte", ["id"], [True]),
+}
+
+def sort_queue(df: pd.DataFrame, key: str = "gravite") -> pd.DataFrame:
+    _, by, asc = SORTS.get(key, SORTS["gravite"])
+    return df.sort_values(by, ascending=asc, kind="mergesort")
+
+def queue_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Counts by severity and by status (every status and severity present as a key)."""
+    sev = df["severity"].value_counts()
+    stat = df["status"].value_counts()
+    return {"severity": {k: int(sev.get(k, 0)) for k in ("high", "medium", "low")},
+            "status": {str(k): int(stat.get(k, 0)) for k in ALERT_STATUSES}}
+
+def queue_options(df: pd.DataFrame) -> dict[str, list]:
+    """Values the filters can offer, from the user's own alerts."""
+    deps = sorted({d for s in df["departments"].unique() for d in s.split(";") if d})
+    months = sorted(set(df["opened_month_index"].dropna().astype(int)) | set(df["last_month_index"].dropna().astype(int)))
+    months = list(range(months[0], months[-1] + 1)) if months else []
+    return {"regions": sorted(df["region_code"].unique()),
+            "departments": deps,
+            "categories": [c for c in CATEGORY_FR if c in set(df["category"])],
+            "indicators": sorted(df["indicator"].unique(), key=indicator_label),
+            "months": [month_label(m) for m in months]}
