@@ -2,7 +2,7 @@
 
 Each follow-up has a kind with its legal reference, an owner, a due date, a status and notes.
 Creating one sets its alerts to ``follow_up``; every change is a
-:class:`~monitor.models.FollowUpEvent` (append-only). Region scoping and optimistic locking
+:class:`~monitor.store.models.FollowUpEvent` (append-only). Region scoping and optimistic locking
 work as in :mod:`alerts.triage`. A compliance request (demande de mise en conformité) has a
 deadline of at most six months (art. D4622-51 du code du travail). The code offers no
 "suspension" of an agrément: the SPST rules provide shortening and ending it only.

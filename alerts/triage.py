@@ -1,16 +1,16 @@
 """Triage of alerts by people: read, acknowledge, assign, comment, snooze, dismiss, reopen.
 
 Every function takes the engine, the acting user (``User``, ``Scope``, ``Actor`` or e-mail,
-reloaded from the database by :func:`alerts.access.resolve_actor`) and an alert id. Reads
+reloaded from the database by :func:`monitor.accounts.access.resolve_actor`) and an alert id. Reads
 refuse alerts outside the user's regions; writes also refuse read-only roles. Writes take
 ``expected_version``, the alert's ``version`` as the caller last saw it: if someone (a person
 or the detection) changed the alert since, nothing is written and
-:class:`~alerts.errors.ConcurrentModification` says who changed it and when. The same
+:class:`~monitor.vocabulary.errors.ConcurrentModification` says who changed it and when. The same
 protection holds in the race between reading and writing: the UPDATE carries
 ``WHERE version = <read version>`` (SQLAlchemy ``version_id_col``), so of two simultaneous
 changes exactly one wins.
 
-Each change writes an :class:`~monitor.models.AlertEvent` (who, when, from what status to
+Each change writes an :class:`~monitor.store.models.AlertEvent` (who, when, from what status to
 what status, why, details) in the same transaction; the audit tables refuse UPDATE and
 DELETE at the database level.
 

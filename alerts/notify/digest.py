@@ -3,7 +3,7 @@
 Stages, as in Alertmanager: select (events after the user's cursor, in their regions, at or
 above their severity, of the kinds that matter, not their own actions) → group (region, then
 service, then alert) → dedup (an outbox row per user and event window, unique idempotency
-key) → notify (:mod:`alerts.notify`, SMTP with retries).
+key) → notify (:mod:`alerts.notify.smtp`, SMTP with retries).
 
 * The cursor is ``User.last_digest_event_id``; it moves in the same transaction as the outbox
   insert, and only if nobody moved it meanwhile (compare-and-set), so two concurrent runs

@@ -1,6 +1,6 @@
 """Administration (administrators only): accounts, roles, regions and digest subscriptions.
 
-Every call goes through monitor.users, which reloads the acting user and refuses anyone who
+Every call goes through monitor.accounts.users, which reloads the acting user and refuses anyone who
 is not an administrator; every change is recorded in the account's history."""
 from __future__ import annotations
 

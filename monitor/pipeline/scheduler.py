@@ -120,7 +120,7 @@ def digest_step(engine: sa.Engine) -> Step:
     return Step(outcome=OK, counts=_result_counts(result))
 
 
-# counts of alerts.digest.DigestRun, in French for ``spsti-monitor jobs``
+# counts of alerts.notify.digest.DigestRun, in French for ``spsti-monitor jobs``
 _DIGEST_COUNTS_FR = {"prepared": "préparés", "sent": "envoyés", "failed": "en échec", "waiting": "en attente",
                      "interrupted": "interrompus", "not_due": "pas encore dus", "nothing_new": "sans nouveauté",
                      "no_region": "sans région"}

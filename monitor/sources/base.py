@@ -2,7 +2,7 @@
 
 A source is pulled by ``pull(engine)``: it records one ``SourcePull`` row (status ``ok``,
 ``not_modified`` or ``error``, counts, checksum, ETag / Last-Modified, error text) and hands
-each new file to ``monitor.ingest``, so that every file, whatever its source, goes through
+each new file to ``monitor.ingest.indicators``, so that every file, whatever its source, goes through
 the same validation and quarantine. A pull never raises for a problem of the source itself
 (unreachable server, unreadable file): it records it. It raises only when the project's
 database cannot be written, which the job wrapper records and retries.
