@@ -1,6 +1,7 @@
 """Evaluation: the scoring rules, and detection quality on a panel the code has never seen."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -79,3 +80,56 @@ def test_values_without_counts_still_reach_the_peer_and_temporal_detectors(tmp_p
     hits = stat.merge(lab, on=["service_id", "indicator"])
     assert len(hits) >= max(1, len(lab[["service_id", "indicator"]].drop_duplicates()) // 2), (stat, lab)
     assert {"drift", "peer_outlier"} <= set(stat["category"])
+
+
+def test_scoring_on_a_quarterly_panel_allows_the_next_period():
+    m = lambda y, q: y * 12 + 3 * q - 1  # noqa: E731  (a quarter's last month)
+    labels = pd.DataFrame([
+        {"event_id": "E1", "service_id": "A", "indicator": "x", "kind": "drift", "subtype": "d",
+         "start_period": "2025-Q2", "end_period": "2025-Q3"},
+    ])
+    alerts = pd.DataFrame([
+        ("A", "x", "drift", m(2025, 4)),    # the quarter after the event: true
+        ("A", "x", "drift", m(2026, 1)),    # two quarters after: false
+        ("A", "x", "drift", m(2025, 1)),    # before: false
+    ], columns=["service_id", "indicator", "category", "opened_month"])
+    cats, kinds = GROUPS["statistique"]
+    s = score_alerts(alerts, labels, n_services=10, n_months=8, group="stat", categories=cats, kinds=kinds, step=3)
+    assert (s.openings, s.true_positives, s.detected) == (3, 1, 1)
+    assert s.false_per_100_services_month == pytest.approx(100 * 2 / 80)     # per quarter
+    assert s.matched_labels == {("E1", "x")}
+
+
+def test_detectability_measures_an_event_against_the_noise():
+    from fixtures.harness.evaluation import detectability
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(30):
+        for t in range(36):
+            v = 0.8 + rng.normal(0, 0.01)
+            if s == 0 and t >= 24:
+                v -= 0.2                      # a drift twenty noise units strong
+            rows.append((f"S{s}", f"{2022 + t // 12}-{t % 12 + 1:02d}", "vip_init_in_delay_rate", v))
+    obs = pd.DataFrame(rows, columns=["service_id", "period", "indicator", "value"])
+    labels = pd.DataFrame([
+        {"event_id": "E1", "service_id": "S0", "indicator": "vip_init_in_delay_rate", "kind": "drift",
+         "subtype": "d", "start_period": "2024-01", "end_period": "2024-12"},
+        {"event_id": "E2", "service_id": "S1", "indicator": "vip_init_in_delay_rate", "kind": "drift",
+         "subtype": "d", "start_period": "2024-01", "end_period": "2024-12"},
+    ])
+    d = detectability(obs, labels).set_index("event_id")["d"]
+    assert d["E1"] > 10 and d["E2"] < 3
+
+
+@pytest.mark.slow
+def test_the_evaluation_matrix_covers_styles_and_frequencies():
+    from fixtures.harness.evaluation import evaluate_matrix, format_matrix
+
+    lines = []
+    rows = evaluate_matrix([3], ["base", "noisy"], ["M", "Y"], 30, 36, lines.append, baselines=False)
+    assert [(r.style, r.frequency) for r in rows] == [("base", "M"), ("base", "Y"), ("noisy", "M"), ("noisy", "Y")]
+    assert len(lines) == 4 and "[4/4]" in lines[-1]
+    text = format_matrix(rows)
+    assert "annuel" in text and "mensuel" in text and "Détectabilité" in text
+    assert rows[0].evaluation.frequency == "M" and rows[1].evaluation.frequency == "Y"

@@ -30,8 +30,17 @@ def demo(app: App, no_dashboard: bool, port: int) -> None:
               help="Évalue aussi des panels générés avec ces graines (sinon : fixtures livrées).")
 @click.option("--services", "n_services", type=int, default=None, help="Nombre de services des panels générés.")
 @click.option("--months", "n_months", type=int, default=None, help="Nombre de mois des panels générés.")
-def evaluate(seed: tuple[int, ...], n_services: int | None, n_months: int | None) -> None:
+@click.option("--style", "styles", type=click.Choice(["base", "noisy"]), multiple=True,
+              help="Modèle de bruit des panels générés (base, ou noisy : plus bruité que le modèle).")
+@click.option("--frequency", "frequencies", type=click.Choice(["M", "Q", "Y"]), multiple=True,
+              help="Fréquence des rapports des panels générés : mensuelle, trimestrielle ou annuelle.")
+@click.option("--matrix", is_flag=True,
+              help="Un tableau sur styles × fréquences × graines (par défaut 3 graines, 190 services × 60 mois), "
+                   "avec les références et la détectabilité par type d'événement.")
+def evaluate(seed: tuple[int, ...], n_services: int | None, n_months: int | None, styles: tuple[str, ...],
+             frequencies: tuple[str, ...], matrix: bool) -> None:
     """Mesure la détection sur des panels étiquetés (précision, rappel, F1, délai, volume)."""
     from fixtures.harness.evaluation import evaluate_cli
 
-    evaluate_cli(seeds=list(seed), n_services=n_services, n_months=n_months, echo=click.echo)
+    evaluate_cli(seeds=list(seed), n_services=n_services, n_months=n_months, echo=click.echo, matrix=matrix,
+                 styles=list(styles) or None, frequencies=list(frequencies) or None)
