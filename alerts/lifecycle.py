@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, utcnow
-from monitor.vocabulary.periods import month_label
+from monitor.vocabulary.periods import kind_of, month_label, period_code
 from monitor.vocabulary.statuses import ACTIVE, AUTO_RESOLVABLE, FOLLOW_UP_ACTIVE, AlertStatus
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
@@ -98,11 +98,12 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
     pending_events: list[tuple[Alert, dict]] = []
     for m in months:
         m = int(m)
-        period = month_label(m)
+        month = month_label(m)
         seen: set[tuple[str, str, str]] = set()
         g = by_month.get(m)
         if g is not None:
             for r in g.itertuples(index=False):
+                period = getattr(r, "period", None) or month
                 key = (r.service_id, r.indicator, r.category)
                 seen.add(key)
                 a = alerts.get(key)
@@ -149,6 +150,7 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
                 continue
             a.normal_streak += 1
             if _auto_resolvable(a, followed) and a.normal_streak >= resolve_after:
+                period = period_code(m, kind_of(a.last_period))   # the alert's own frequency
                 pending_events.append((a, dict(kind="resolved", period=period, from_status=a.status,
                                                to_status=AlertStatus.RESOLVED,
                                                comment=f"données normales depuis {a.normal_streak} périodes")))

@@ -18,7 +18,7 @@ import pandas as pd
 
 from detectors.panel import Panel
 
-FINDING_COLUMNS = ["service_id", "indicator", "month_index", "category", "detector",
+FINDING_COLUMNS = ["service_id", "indicator", "month_index", "period_kind", "category", "detector",
                    "detector_version", "score", "severity", "value", "expected", "lower",
                    "upper", "explanation", "evidence", "config"]
 CATEGORIES = ("drift", "peer_outlier", "rule", "data_quality")
@@ -77,7 +77,7 @@ class Detector(ABC):
         out["config"] = [self.config.to_dict()] * len(out)
         for col in FINDING_COLUMNS:
             if col not in out:
-                out[col] = None if col in ("evidence", "explanation") else np.nan
+                out[col] = None if col in ("evidence", "explanation", "period_kind") else np.nan
         return out[FINDING_COLUMNS].reset_index(drop=True)
 
     def __repr__(self) -> str:

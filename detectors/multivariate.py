@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import gamma, norm
 
-from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
+from monitor.vocabulary.formatting import fmt_value, fr_number, label
+from monitor.vocabulary.periods import period_phrase_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.budget import ALERT_BUDGET, budget_z
 from detectors.panel import Panel
@@ -160,7 +161,7 @@ class MultivariateOutlier(Detector):
             rows.append({"service_id": sid, "indicator": top, "month_index": int(m), "score": z,
                          "severity": "high" if z > 2 * cfg.limit_z else "medium",
                          "value": float(values.loc[(m, sid, top), "value"]) if (m, sid, top) in values.index else np.nan,
-                         "explanation": f"Combinaison inhabituelle d'indicateurs en {month_fr(m)} "
+                         "explanation": f"Combinaison inhabituelle d'indicateurs {period_phrase_fr(m, panel.period_kind())} "
                                         f"(score {cfg.model.upper()} équivalent à {fr_number(z, 1)} écarts-types) : " + " ; ".join(parts),
                          "evidence": {"model": cfg.model, "z": round(z, 3),
                                       "contributions": {str(cols[j]): round(float(O[i, j]), 3) for j in order}}})

@@ -61,6 +61,21 @@ class Panel:
         w = obs.pivot_table(index="month_index", columns="service_id", values=column, aggfunc="last")
         return w
 
+    def period_kind(self, code: str | None = None) -> str:
+        """The frequency an indicator is reported at (``M``, ``Q`` or ``Y``; the most common one
+        when services differ), or, with no indicator, the panel's finest frequency."""
+        key = ("period_kind", code)
+        if key not in self.cache:
+            obs = self.observations
+            kinds = obs["period_kind"] if code is None else obs.loc[obs["indicator"] == code, "period_kind"]
+            present = set(kinds.unique())
+            if code is None:
+                kind = next((k for k in ("M", "Q", "Y") if k in present), "M")
+            else:
+                kind = str(kinds.mode().iloc[0]) if len(kinds) else "M"
+            self.cache[key] = kind
+        return self.cache[key]
+
     def exclude(self, cells: pd.DataFrame) -> None:
         """Keep these (service_id, indicator, month_index) cells out of statistical detectors."""
         cells = cells[["service_id", "indicator", "month_index"]]

@@ -22,7 +22,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
+from monitor.vocabulary.formatting import fmt_value, fr_number, label
+from monitor.vocabulary.periods import LAST_PERIODS_FR, period_phrase_fr
 from detectors.base import Detector, DetectorConfig, empty_findings, severity_from_score
 from detectors.budget import ALERT_BUDGET, budget_z
 from detectors.funnel import funnel, funnel_limits
@@ -250,10 +251,12 @@ class PeerOutlier(Detector):
             f["severity"] = severity_from_score(f["zw"], cfg.limit_z, cfg.high_z)
             bound = f["lower"] if ind.worse == "lower" else f["upper"]
             side = "sous la limite basse" if ind.worse == "lower" else "au-dessus de la limite haute"
+            kind = panel.period_kind(code)
+            last_periods = LAST_PERIODS_FR[kind]
             f["explanation"] = [
-                f"{label(code)} : {fmt_value(code, v)} en {month_fr(m)} contre {fmt_value(code, e)} "
+                f"{label(code)} : {fmt_value(code, v)} {period_phrase_fr(m, kind)} contre {fmt_value(code, e)} "
                 f"attendu ; {side} 99,8 % des pairs ({fmt_value(code, b)}) "
-                f"{k} des {cfg.persist_window} derniers mois (z ajusté {fr_number(z, 1)})"
+                f"{k} des {cfg.persist_window} {last_periods} (z ajusté {fr_number(z, 1)})"
                 for v, m, e, b, k, z in zip(f["value"], f["month_index"], f["expected"], bound, f["months_out"], f["zw"])]
             f["evidence"] = [
                 {"z_adjusted": round(float(z), 3), "phi": None if pd.isna(p) else round(float(p), 3),

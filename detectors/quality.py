@@ -18,10 +18,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from monitor.vocabulary.formatting import fmt_value, label, month_fr
+from monitor.vocabulary.formatting import fmt_value, label
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.panel import Panel
-from monitor.vocabulary.periods import parse_period
+from monitor.vocabulary.periods import PERIOD_STEP, kind_of, parse_period, period_of_fr, period_phrase_fr
 
 DQ_REASONS = ("probable_percent", "out_of_range", "num_gt_den", "inconsistent",
               "conflicting_duplicate", "negative", "bad_number")
@@ -53,13 +53,14 @@ class RejectedValues(Detector):
         q["indicator"] = q["indicator"].fillna("*")
         grouped = q.groupby(["service_id", "indicator", "month_index"], as_index=False).agg(
             reason=("reason", "first"), reason_code=("reason_code", "first"), rows=("reason", "size"),
-            raw_value=("raw_value", "first"))
+            raw_value=("raw_value", "first"), period=("period", "first"))
+        grouped["period_kind"] = [kind_of(p) for p in grouped["period"]]
         grouped["score"] = 1.0
         grouped["severity"] = np.where(grouped["reason_code"] == "conflicting_duplicate", "medium", "low")
         grouped["explanation"] = [
-            f"{label(i)} : valeur de {month_fr(m)} rejetée à l'import ({r}) ; valeur reçue : {v}"
-            for i, m, r, v in zip(grouped["indicator"], grouped["month_index"], grouped["reason"],
-                                  grouped["raw_value"])]
+            f"{label(i)} : valeur {period_of_fr(m, k)} rejetée à l'import ({r}) ; valeur reçue : {v}"
+            for i, m, r, v, k in zip(grouped["indicator"], grouped["month_index"], grouped["reason"],
+                                     grouped["raw_value"], grouped["period_kind"])]
         grouped["evidence"] = [{"reason_code": c, "rows": int(n), "raw_value": v}
                                for c, n, v in zip(grouped["reason_code"], grouped["rows"], grouped["raw_value"])]
         return self.findings(grouped)
@@ -72,36 +73,67 @@ class MissingReports(Detector):
     Config = QualityConfig
 
     def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        """Missing reports at every frequency the panel has: a monthly extract, a quarterly
+        one, the yearly survey. A service is expected to report at a frequency once it has,
+        while its agrément runs and until it was absorbed, in the periods others reported."""
         obs = panel.observations
-        monthly = obs[obs["period_kind"] == "M"]
-        if monthly.empty:
+        out = [self._missing(panel, obs[obs["period_kind"] == kind], kind, np.asarray(months))
+               for kind in ("M", "Q", "Y")]
+        out = [f for f in out if len(f)]
+        if not out:
             return empty_findings()
-        present = pd.crosstab(monthly["month_index"], monthly["service_id"]) > 0
-        all_months = np.arange(present.index.min(), present.index.max() + 1)
-        present = present.reindex(all_months, fill_value=False)
-        reporting = present.any(axis=1)   # months in which somebody reported
-        first = present.idxmax(axis=0)     # first month each service reported
+        found = pd.concat(out, ignore_index=True)
+        # one finding per service and month: the finest frequency that is missing says it
+        return found.drop_duplicates(["service_id", "month_index"], keep="first").reset_index(drop=True)
+
+    def _missing(self, panel: Panel, obs: pd.DataFrame, kind: str, months: np.ndarray) -> pd.DataFrame:
+        if obs.empty:
+            return empty_findings()
+        step = PERIOD_STEP[kind]
+        present = pd.crosstab(obs["month_index"], obs["service_id"]) > 0
+        grid = np.arange(present.index.min(), present.index.max() + 1, step)
+        present = present.reindex(grid, fill_value=False)
+        reporting = present.any(axis=1)   # periods in which somebody reported
+        first = present.idxmax(axis=0)     # first period each service reported
         svc = panel.services.reindex(present.columns)
         end = pd.to_datetime(svc["agrement_end"], errors="coerce")
         end_idx = (end.dt.year * 12 + end.dt.month - 1).fillna(10**9).to_numpy()
-        last = present[::-1].idxmax(axis=0)  # last month each service reported
-        absorbed = svc.get("absorbed_by", pd.Series(None, index=svc.index)).fillna("").astype(str).str.len() > 0
+        last = present[::-1].idxmax(axis=0)  # last period each service reported
+        by = svc.get("absorbed_by", pd.Series(None, index=svc.index, dtype=object))
+        absorbed = by.notna() & (by.astype(str).str.strip().str.len() > 0) & (by.astype(str) != "nan")
         end_idx = np.where(absorbed.to_numpy(), np.minimum(end_idx, last.to_numpy()), end_idx)
+        # Due from the panel's first period, except for a new service (its agrément began after,
+        # and it has not reported before it began; an unknown start counts as new): due from its
+        # first report. So a yearly survey missed in the panel's first year is still missed.
+        start = pd.to_datetime(svc.get("agrement_start", pd.Series(None, index=svc.index)), errors="coerce")
+        start_idx = (start.dt.year * 12 + start.dt.month - 1).to_numpy(dtype=float)
+        first_idx = first.to_numpy()
+        with np.errstate(invalid="ignore"):
+            new = np.isnan(start_idx) | ((start_idx > grid[0]) & (first_idx >= start_idx))
+        due_from = np.where(new, first_idx, grid[0])
         m = present.index.to_numpy()[:, None]
-        expected = (m > first.to_numpy()[None, :]) & (m <= end_idx[None, :]) & reporting.to_numpy()[:, None]
+        expected = (m >= due_from[None, :]) & (m - step + 1 <= end_idx[None, :]) \
+            & reporting.to_numpy()[:, None]
         missing = pd.DataFrame(expected & ~present.to_numpy(), index=present.index, columns=present.columns)
         hit = missing.stack()
         hit = hit[hit].index.to_frame(index=False)
-        hit = hit[hit["month_index"].isin(np.asarray(months))]
+        hit = hit[hit["month_index"].isin(months)]
         if hit.empty:
             return empty_findings()
         hit["indicator"] = "*"
         hit["score"] = 1.0
         hit["severity"] = "medium"
-        hit["explanation"] = [f"Rapport mensuel de {month_fr(mm)} non reçu (aucun indicateur transmis)"
-                              for mm in hit["month_index"]]
-        hit["evidence"] = [{"rule": "missing_monthly_report"}] * len(hit)
+        hit["period_kind"] = kind
+        hit["explanation"] = [f"{REPORT_FR[kind]} {period_of_fr(mm, kind)} non reçu (aucun indicateur "
+                              f"{ADJECTIVE_FR[kind]} transmis)" for mm in hit["month_index"]]
+        hit["evidence"] = [{"rule": f"missing_{REPORT_RULE[kind]}_report"}] * len(hit)
         return self.findings(hit)
+
+
+REPORT_FR = {"M": "Rapport mensuel", "Q": "Rapport trimestriel", "Y": "Rapport annuel"}
+ADJECTIVE_FR = {"M": "mensuel", "Q": "trimestriel", "Y": "annuel"}
+REPORT_RULE = {"M": "monthly", "Q": "quarterly", "Y": "yearly"}
+BEFORE_FR = {"M": "les mois précédents", "Q": "les trimestres précédents", "Y": "les années précédentes"}
 
 
 def merger_months(services: pd.DataFrame) -> pd.DataFrame:
@@ -162,9 +194,10 @@ class SizeJumps(Detector):
         hit["score"] = np.abs(np.log(hit["ratio"].astype(float)))
         hit["severity"] = "medium"
         hit["expected"] = hit["baseline"]
+        kind = panel.period_kind("workers_followed")
         hit["explanation"] = [
-            f"Salariés suivis : {fmt_value('workers_followed', v)} en {month_fr(m)} contre "
-            f"{fmt_value('workers_followed', b)} les mois précédents (×{r:.2f}".replace(".", ",")
+            f"Salariés suivis : {fmt_value('workers_followed', v)} {period_phrase_fr(m, kind)} contre "
+            f"{fmt_value('workers_followed', b)} {BEFORE_FR[kind]} (×{r:.2f}".replace(".", ",")
             + ") sans fusion déclarée au registre ; probable erreur de saisie"
             for v, m, b, r in zip(hit["value"], hit["month_index"], hit["baseline"], hit["ratio"])]
         hit["evidence"] = [{"ratio": float(r), "baseline": float(b)} for r, b in zip(hit["ratio"], hit["baseline"])]

@@ -18,6 +18,7 @@ from monitor.vocabulary.formatting import fmt_value, fr_number, month_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.panel import Panel
 from monitor.vocabulary.periods import month_index as to_month_index
+from monitor.vocabulary.periods import period_phrase_fr
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +49,8 @@ class LegalThresholds(Detector):
             d["severity"] = np.where(d["value"] > 1.5 * cfg.max_median_vip_delay_days, "high", "medium")
             d["upper"] = cfg.max_median_vip_delay_days
             d["explanation"] = [f"Délai médian avant VIP initiale : {fmt_value('vip_init_median_delay_days', v)} "
-                                f"en {month_fr(m)}, au-delà du délai légal de 3 mois (90 jours, art. R4624-10)"
-                                for v, m in zip(d["value"], d["month_index"])]
+                                f"{period_phrase_fr(m, k)}, au-delà du délai légal de 3 mois (90 jours, art. R4624-10)"
+                                for v, m, k in zip(d["value"], d["month_index"], d["period_kind"])]
             d["evidence"] = [{"rule": "R4624-10", "threshold": cfg.max_median_vip_delay_days}] * len(d)
             out.append(d)
 
@@ -76,9 +77,9 @@ class LegalThresholds(Detector):
                 w["severity"] = np.where(w["score"] > 1.2, "high", "medium")
                 w["upper"] = w["ceiling"]
                 w["explanation"] = [
-                    f"Salariés suivis par ETP de médecin : {fmt_value('workers_per_physician_fte', v)} en "
-                    f"{month_fr(m)}, au-dessus du plafond de {fr_number(c)} fixé par l'agrément"
-                    for v, m, c in zip(w["value"], w["month_index"], w["ceiling"])]
+                    f"Salariés suivis par ETP de médecin : {fmt_value('workers_per_physician_fte', v)} "
+                    f"{period_phrase_fr(m, k)}, au-dessus du plafond de {fr_number(c)} fixé par l'agrément"
+                    for v, m, c, k in zip(w["value"], w["month_index"], w["ceiling"], w["period_kind"])]
                 w["evidence"] = [{"rule": "agrement_ceiling", "ceiling": float(c)} for c in w["ceiling"]]
                 out.append(w)
         if not out:

@@ -52,7 +52,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from monitor.vocabulary.formatting import fmt_value, fr_number, label, month_fr
+from monitor.vocabulary.formatting import fmt_value, fr_number, label
+from monitor.vocabulary.periods import period_phrase_fr, since_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.budget import ALERT_BUDGET, budget_arl, budget_z
 from detectors.cusum import calibrate_h, upper_cusum
@@ -374,10 +375,11 @@ class TemporalDrift(Detector):
                 "is_cusum": cusum_hit[ti, si],
             })
             f["severity"] = np.where((f["z"] > cfg.high_z) | (f["cusum"] > 2 * h), "high", "medium")
+            kind = panel.period_kind(code)
             f["explanation"] = [
-                (f"{label(code)} : {fmt_value(code, v)} en {month_fr(m)} contre {fmt_value(code, e)} attendu "
+                (f"{label(code)} : {fmt_value(code, v)} {period_phrase_fr(m, kind)} contre {fmt_value(code, e)} attendu "
                  f"au vu de son historique et de l'évolution des pairs ; "
-                 + (f"dérive persistante depuis {month_fr(st)} (CUSUM {fr_number(c, 1)} > seuil {fr_number(h, 1)})"
+                 + (f"dérive persistante {since_fr(st, kind)} (CUSUM {fr_number(c, 1)} > seuil {fr_number(h, 1)})"
                     if ic else f"écart brutal de {fr_number(z, 1)} écarts-types"))
                 for v, m, e, st, c, ic, z in zip(f["value"], f["month_index"], f["expected"], f["start"],
                                                  f["cusum"], f["is_cusum"], f["z"])]

@@ -84,3 +84,17 @@ def test_labels():
     assert period_label_fr("2025-Q1") == "1er trimestre 2025"
     assert period_label_fr("2025-T2") == "2e trimestre 2025"
     assert period_label_fr("2025") == "2025"
+
+
+def test_periods_are_named_as_the_data_and_a_person_name_them():
+    from monitor.vocabulary.periods import (kind_of, period_code, period_name_fr, period_of_fr, period_phrase_fr,
+                                            since_fr)
+
+    june, dec, march = 2025 * 12 + 5, 2024 * 12 + 11, 2025 * 12 + 2
+    assert [period_code(june, k) for k in "MQY"] == ["2025-06", "2025-Q2", "2025"]
+    assert period_code(march, "Q") == "2025-Q1" and period_name_fr(march, "Q") == "1er trimestre 2025"
+    assert [period_phrase_fr(june, k) for k in "MQY"] == ["en juin 2025", "au 2e trimestre 2025", "en 2025"]
+    assert since_fr(june, "Q") == "depuis le 2e trimestre 2025" and since_fr(dec, "Y") == "depuis 2024"
+    assert period_of_fr(2024 * 12 + 7, "M") == "d'août 2024" and period_of_fr(dec, "Y") == "de 2024"
+    assert period_of_fr(june, "Q") == "du 2e trimestre 2025"
+    assert [kind_of(p) for p in ("2025-03", "2025-Q2", "2024", "n'importe quoi")] == ["M", "Q", "Y", "M"]

@@ -16,7 +16,8 @@ from detectors.registry import default_detectors
 from monitor.store import db
 from monitor.store.models import DetectionRun, DetectionState, Finding, utcnow
 from monitor.pipeline.panel_store import load_panel
-from monitor.vocabulary.periods import month_label, parse_period
+from monitor.vocabulary.catalogue import CATALOGUE
+from monitor.vocabulary.periods import month_label, parse_period, period_code
 
 Progress = Callable[[int, int, str], None]
 
@@ -56,7 +57,21 @@ def run_detectors(panel: Panel, months: np.ndarray, detectors=None, progress: Pr
         f = det.detect(panel, months)
         if len(f):
             out.append(f)
-    return pd.concat(out, ignore_index=True) if out else empty_findings()
+    return name_periods(panel, pd.concat(out, ignore_index=True) if out else empty_findings())
+
+
+def name_periods(panel: Panel, findings: pd.DataFrame) -> pd.DataFrame:
+    """Each finding's period as the data name it (2025-03, 2025-Q2, 2024): the frequency its
+    detector saw, else the frequency its indicator is reported at."""
+    f = findings
+    kinds = f["period_kind"].where(f["period_kind"].notna(), None)
+    missing = kinds.isna()
+    if missing.any():
+        kinds = kinds.copy()
+        kinds[missing] = [panel.period_kind(c if c in CATALOGUE else None) for c in f.loc[missing, "indicator"]]
+    f = f.assign(period_kind=kinds)
+    f["period"] = [period_code(m, k) for m, k in zip(f["month_index"], f["period_kind"])]
+    return f
 
 
 def default_target(panel: Panel) -> int:
@@ -77,7 +92,6 @@ def _store_findings(conn: sa.Connection, run_id: int, findings: pd.DataFrame) ->
         return
     f = findings.copy()
     f["run_id"] = run_id
-    f["period"] = [month_label(m) for m in f["month_index"]]
     cols = ["run_id", "service_id", "indicator", "period", "month_index", "category", "detector",
             "detector_version", "score", "severity", "value", "expected", "lower", "upper",
             "explanation", "evidence"]

@@ -95,9 +95,63 @@ def month_label_fr(index: int) -> str:
 
 
 def period_label_fr(period: str) -> str:
+    """French name of a period code: « mars 2025 », « 2e trimestre 2025 », « 2024 »."""
     canon, kind, idx = parse_period(period)
-    if kind == "M":
-        return month_label_fr(idx)
+    return period_name_fr(idx, kind)
+
+
+# --------------------------------------------------------------------------- a period of any frequency
+# Detection works on month indexes (a quarter or a year counts as of its last month); these
+# name the period a value belongs to as the data and a person would: 2025-03, 2025-Q2, 2024.
+PERIOD_STEP = {"M": 1, "Q": 3, "Y": 12}
+
+
+def period_code(index: int, kind: str = "M") -> str:
+    """Canonical code of the period of that frequency ending with month ``index``."""
+    year, month0 = divmod(int(index), 12)
+    if kind == "Y":
+        return f"{year:04d}"
     if kind == "Q":
-        return f"{canon[-1]}e trimestre {canon[:4]}".replace("1e", "1er")
-    return canon
+        return f"{year:04d}-Q{month0 // 3 + 1}"
+    return f"{year:04d}-{month0 + 1:02d}"
+
+
+def period_name_fr(index: int, kind: str = "M") -> str:
+    """« mars 2025 », « 2e trimestre 2025 » (« 1er trimestre »), « 2024 »."""
+    year, month0 = divmod(int(index), 12)
+    if kind == "Y":
+        return f"{year}"
+    if kind == "Q":
+        q = month0 // 3 + 1
+        return f"{q}{'er' if q == 1 else 'e'} trimestre {year}"
+    return month_label_fr(index)
+
+
+def period_phrase_fr(index: int, kind: str = "M") -> str:
+    """The period as a sentence says it: « en mars 2025 », « au 2e trimestre 2025 », « en 2024 »."""
+    return f"{'au' if kind == 'Q' else 'en'} {period_name_fr(index, kind)}"
+
+
+def since_fr(index: int, kind: str = "M") -> str:
+    """« depuis mars 2025 », « depuis le 2e trimestre 2025 », « depuis 2024 »."""
+    return f"depuis {'le ' if kind == 'Q' else ''}{period_name_fr(index, kind)}"
+
+
+#: « 2 des 3 derniers mois / trimestres / années »
+LAST_PERIODS_FR = {"M": "derniers mois", "Q": "derniers trimestres", "Y": "dernières années"}
+
+
+def period_of_fr(index: int, kind: str = "M") -> str:
+    """« de mars 2025 », « d'août 2024 », « du 2e trimestre 2025 », « de 2024 »."""
+    if kind == "Q":
+        return f"du {period_name_fr(index, kind)}"
+    name = period_name_fr(index, kind)
+    return f"d'{name}" if name[0] in "aeiouéèê" else f"de {name}"
+
+
+def kind_of(period) -> str:
+    """The frequency of a period code (``M`` when it cannot be read)."""
+    try:
+        return parse_period(str(period))[1]
+    except PeriodError:
+        return "M"
