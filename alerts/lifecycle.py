@@ -8,10 +8,15 @@ One alert per (service, indicator, category) at a time. For each processed month
 * a finding on a resolved alert reopens it (event ``reopened``);
 * a dismissed alert is a human decision: it absorbs findings of the same episode; once the
   data have been normal for ``resolve_after`` months, a new finding opens a new alert;
-* an open or acknowledged alert with no finding for ``resolve_after`` consecutive months in
-  which its service reported data is resolved (event ``resolved``): a month without data is
-  not a normal month; an alert under follow-up stays with its owner while one of its
-  follow-ups is active, and resolves like the others once they are all closed;
+* an open or acknowledged alert with no finding for ``resolve_after`` consecutive periods in
+  which its service reported that indicator is resolved (event ``resolved``): a period without
+  data is not a normal period, and a yearly indicator counts years; an alert under follow-up
+  stays with its owner while one of its follow-ups is active, and resolves like the others
+  once they are all closed;
+* hysteresis: a *sustaining* finding (``sustain`` true: the value is still beyond a lower
+  bar than the one that opens an alert, e.g. outside the peers' 99.8 % limits but under the
+  alert limit) opens nothing but keeps an active alert from counting a normal period, so an
+  anomaly that hovers around its limit is one alert, not one that resolves and reopens;
 * ``resolve_after`` comes from ``detect --resolve-after N`` (default 3).
 """
 from __future__ import annotations
@@ -47,12 +52,16 @@ def combine_findings(findings: pd.DataFrame) -> pd.DataFrame:
         return findings.assign(detectors=pd.Series(dtype=object))
     f = findings.copy()
     f["sev_rank"] = f["severity"].map(SEVERITY_RANK).fillna(0)
-    f = f.sort_values(["sev_rank", "score"], ascending=False, kind="mergesort")
+    if "sustain" not in f:
+        f["sustain"] = False
+    f["sustain"] = f["sustain"].fillna(False).astype(bool)
+    f["opens"] = ~f["sustain"]          # a finding that opens beats one that only sustains
+    f = f.sort_values(["opens", "sev_rank", "score"], ascending=False, kind="mergesort")
     key = ["service_id", "indicator", "category", "month_index"]
-    names = f.groupby(key)["detector"].agg(lambda s: ";".join(sorted(set(s))))
+    names = f[f["opens"]].groupby(key)["detector"].agg(lambda s: ";".join(sorted(set(s))))
     top = f.drop_duplicates(key).set_index(key)
-    top["detectors"] = names
-    return top.reset_index().sort_values("month_index", kind="mergesort")
+    top["detectors"] = names.reindex(top.index).fillna("")
+    return top.drop(columns="opens").reset_index().sort_values("month_index", kind="mergesort")
 
 
 def _event(alert: Alert, kind: str, period: str, **kw) -> AlertEvent:
@@ -72,6 +81,19 @@ def _followed(session: Session) -> set[int]:
     q = (sa.select(FollowUpAlert.alert_id).join(FollowUp, FollowUp.id == FollowUpAlert.follow_up_id)
          .where(FollowUp.status.in_(FOLLOW_UP_ACTIVE)))
     return set(session.scalars(q))
+
+
+# Alerts about the whole service, not one of its indicators: any data from it counts.
+SERVICE_WIDE = ("*", "agrement", "certification")
+
+
+def _reported(key: tuple[str, str, str], seen: set) -> bool:
+    """Whether the period tells anything about this alert: its service sent that indicator
+    (or, for an alert about the whole service, anything at all)."""
+    service, indicator = key[0], key[1]
+    if indicator in SERVICE_WIDE:
+        return service in seen
+    return (service, indicator) in seen
 
 
 def _auto_resolvable(a: Alert, followed: set[int]) -> bool:
@@ -105,8 +127,14 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
             for r in g.itertuples(index=False):
                 period = getattr(r, "period", None) or month
                 key = (r.service_id, r.indicator, r.category)
-                seen.add(key)
                 a = alerts.get(key)
+                if getattr(r, "sustain", False):
+                    # hysteresis: still abnormal, under the bar that opens an alert
+                    if a is not None and a.status in ACTIVE:
+                        seen.add(key)
+                        a.last_period, a.last_month_index, a.normal_streak = period, m, 0
+                    continue
+                seen.add(key)
                 if a is None or (a.status == AlertStatus.DISMISSED and a.normal_streak >= resolve_after):
                     a = Alert(service_id=r.service_id, indicator=r.indicator, category=r.category,
                               status=AlertStatus.OPEN, severity=r.severity, score=float(r.score),
@@ -146,7 +174,7 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
         for key, a in alerts.items():
             if key in seen or a.status == AlertStatus.RESOLVED or a.last_month_index >= m:
                 continue
-            if reported is not None and key[0] not in reported.get(m, ()):
+            if reported is not None and not _reported(key, reported.get(m, ())):
                 continue
             a.normal_streak += 1
             if _auto_resolvable(a, followed) and a.normal_streak >= resolve_after:

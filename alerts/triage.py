@@ -36,6 +36,7 @@ from monitor.vocabulary.labels import CATEGORY_FR, EVENT_FR, SEVERITY_RANK, dism
 from monitor.store import db
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
 from monitor.vocabulary.catalogue import DISMISS_REASONS
+from alerts.lifecycle import SYSTEM_ACTOR
 from monitor.vocabulary.statuses import (ALERT_STATUSES, FOLLOW_UP_ACTIVE, QUEUE, Action, AlertStatus, allowed,
                                          require_transition, status_label, target)
 
@@ -74,6 +75,7 @@ class AlertView:
     version: int
     updated_at: datetime
     follow_up_ids: list[int] = field(default_factory=list)
+    reappearances: int = 0        # times detection reopened it: the anomaly came back (it flapped)
 
 
 @dataclass
@@ -159,7 +161,18 @@ def get_alert(engine: sa.Engine, actor, alert_id: int, today: date | None = None
         if row is None:
             raise _not_found(alert_id)
         require_read(who, row[2])
-        return _view(row, today, _follow_up_ids(s, [alert_id]))
+        view = _view(row, today, _follow_up_ids(s, [alert_id]))
+        view.reappearances = reappearances(s, alert_id)
+        return view
+
+
+def reappearances(session: Session, alert_id: int, upto_event: int | None = None) -> int:
+    """How many times detection reopened the alert because the anomaly came back."""
+    q = sa.select(sa.func.count()).select_from(AlertEvent).where(
+        AlertEvent.alert_id == alert_id, AlertEvent.kind == "reopened", AlertEvent.actor == SYSTEM_ACTOR)
+    if upto_event is not None:
+        q = q.where(AlertEvent.id <= upto_event)
+    return int(session.scalar(q) or 0)
 
 
 def list_alerts(engine: sa.Engine, actor, *, statuses: tuple[str, ...] | None = QUEUE,

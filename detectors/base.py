@@ -20,7 +20,7 @@ from detectors.panel import Panel
 
 FINDING_COLUMNS = ["service_id", "indicator", "month_index", "period_kind", "category", "detector",
                    "detector_version", "score", "severity", "value", "expected", "lower",
-                   "upper", "explanation", "evidence", "config"]
+                   "upper", "explanation", "evidence", "config", "sustain"]
 CATEGORIES = ("drift", "peer_outlier", "rule", "data_quality")
 
 SEVERITIES = ("low", "medium", "high")
@@ -77,8 +77,22 @@ class Detector(ABC):
         out["config"] = [self.config.to_dict()] * len(out)
         for col in FINDING_COLUMNS:
             if col not in out:
-                out[col] = None if col in ("evidence", "explanation", "period_kind") else np.nan
+                out[col] = (False if col == "sustain"
+                            else None if col in ("evidence", "explanation", "period_kind") else np.nan)
         return out[FINDING_COLUMNS].reset_index(drop=True)
+
+    def sustaining(self, cells: pd.DataFrame, indicator: str | None = None) -> pd.DataFrame:
+        """Hysteresis: cells (``service_id``, ``month_index``[, ``indicator``]) still beyond a
+        lower bar than the one that opens an alert. They open nothing; they keep an open alert
+        of the same key from counting a normal period (alerts.lifecycle)."""
+        rows = cells.copy()
+        if indicator is not None:
+            rows["indicator"] = indicator
+        rows["sustain"] = True
+        rows["score"] = 0.0
+        rows["severity"] = "low"
+        rows["explanation"] = None
+        return self.findings(rows)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
@@ -95,7 +109,7 @@ def exclude_faulty_cells(panel: Panel, detectors) -> Panel:
 
 
 def empty_findings() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+    return pd.DataFrame({c: pd.Series(dtype=bool if c == "sustain" else object) for c in FINDING_COLUMNS})
 
 
 def severity_from_score(score: np.ndarray | pd.Series, medium: float, high: float) -> np.ndarray:

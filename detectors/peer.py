@@ -239,6 +239,12 @@ class PeerOutlier(Detector):
             flags = persistent_flags(zw, cfg)
             recent = (zw > cfg.persist_z).astype(float).where(zw.notna()) \
                 .rolling(cfg.persist_window, min_periods=1).sum()
+            # hysteresis: still beyond the peers' 99.8 % limits, though under the alert limit
+            still = ((zw > cfg.persist_z) & ~flags).stack()
+            still = still[still].index.to_frame(index=False)
+            still = still[still["month_index"].isin(months)]
+            if len(still):
+                out.append(self.sustaining(still, code))
             hit = flags.stack()
             hit = hit[hit].index.to_frame(index=False)
             hit = hit[hit["month_index"].isin(months)]

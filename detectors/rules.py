@@ -27,6 +27,7 @@ class RulesConfig(DetectorConfig):
     fee_band: tuple[float, float] = (0.8, 1.2)
     agrement_warning_months: int = 6
     certification_deadline: str = "2025-05"
+    hysteresis: float = 0.95   # a breached threshold stays an alert until the value is under 95 % of it
 
 
 class LegalThresholds(Detector):
@@ -43,6 +44,10 @@ class LegalThresholds(Detector):
         obs = panel.observations[panel.observations["month_index"].isin(months)]
 
         d = obs[obs["indicator"] == "vip_init_median_delay_days"]
+        near = d[(d["value"] > cfg.hysteresis * cfg.max_median_vip_delay_days)
+                 & (d["value"] <= cfg.max_median_vip_delay_days)]
+        if len(near):
+            out.append(self.sustaining(near[["service_id", "month_index", "indicator"]]))
         d = d[d["value"] > cfg.max_median_vip_delay_days].copy()
         if len(d):
             d["score"] = d["value"] / cfg.max_median_vip_delay_days
@@ -71,6 +76,9 @@ class LegalThresholds(Detector):
         w = obs[(obs["indicator"] == "workers_per_physician_fte") & obs["service_id"].isin(ceilings.index)].copy()
         if len(w):
             w["ceiling"] = w["service_id"].map(ceilings).astype(float)
+            near = w[(w["value"] > cfg.hysteresis * w["ceiling"]) & (w["value"] <= w["ceiling"])]
+            if len(near):
+                out.append(self.sustaining(near[["service_id", "month_index", "indicator"]]))
             w = w[w["value"] > w["ceiling"]]
             if len(w):
                 w["score"] = w["value"] / w["ceiling"]
@@ -84,7 +92,7 @@ class LegalThresholds(Detector):
                 out.append(w)
         if not out:
             return empty_findings()
-        return self.findings(pd.concat(out, ignore_index=True))
+        return pd.concat([self.findings(f) if "detector" not in f else f for f in out], ignore_index=True)
 
 
 class AgrementCertification(Detector):

@@ -360,6 +360,13 @@ class TemporalDrift(Detector):
             # the spike test is calibrated for the tails the residuals really have
             spike_hit = res.z > (cfg.spike_z * tail_factor(res.z))[:, None]
             hit = (cusum_hit | spike_hit) & np.isin(res.months, months)[:, None]
+            # hysteresis: the month is still on the worse side beyond the CUSUM's allowance while
+            # its statistic has not come back to zero
+            still = (stat > 0) & (zc > cfg.k) & ~hit & np.isin(res.months, months)[:, None]
+            ts, ss = np.nonzero(still)
+            if ts.size:
+                out.append(self.sustaining(pd.DataFrame({"service_id": res.services[ss],
+                                                         "month_index": res.months[ts].astype(int)}), code))
             ti, si = np.nonzero(hit)
             if ti.size == 0:
                 continue

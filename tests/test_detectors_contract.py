@@ -43,6 +43,11 @@ def test_detector_returns_contract_findings(cls: type[Detector], panel: Panel):
     assert det.name and det.version and det.category in CATEGORIES
     f = det.detect(_copy(panel), panel.months)
     assert list(f.columns) == FINDING_COLUMNS
+    assert f["sustain"].map(lambda v: isinstance(v, (bool, np.bool_))).all()
+    sustain = f["sustain"].astype(bool)
+    held = f[sustain]               # hysteresis rows: they open nothing and explain nothing
+    assert (held["score"] == 0).all() and held["explanation"].isna().all()
+    f = f[~sustain]
     if len(f):
         assert set(f["category"]) <= set(CATEGORIES)
         assert set(f["severity"]) <= set(SEVERITIES)

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.vocabulary import dates as timefmt
+from alerts.triage import reappearances
 from monitor.accounts.access import Actor, actor_display
 from monitor.vocabulary.errors import ServiceError
 from monitor.vocabulary.formatting import label as indicator_label
@@ -183,7 +184,9 @@ def _change_fr(session: Session, e: AlertEvent, names: dict[str, str]) -> str:
         return f"nouvelle alerte{when}"
     if e.kind == "reopened":
         if e.actor == "détection":
-            return f"rouverte : l'anomalie est revenue{when}"
+            n = reappearances(session, e.alert_id, upto_event=e.id)
+            again = f" ({n}e réapparition)" if n > 1 else ""
+            return f"rouverte : l'anomalie est revenue{when}{again}"
         return f"rouverte par {who} : {e.comment}"
     if e.kind == "severity":
         return f"gravité passée à « {severity_fr(e.severity)} »{when}"

@@ -32,6 +32,7 @@ def _pick_alert() -> None:
 def _summary(a: triage.AlertView) -> None:
     sev_cls = f"sev-{a.severity}"
     items = [(f"Gravité {a.severity_label}", sev_cls), (status_title(a.status), "info"),
+             *([(f"Réapparue {a.reappearances} fois", "neutral")] if a.reappearances else []),
              (ui.CATEGORY_LABELS.get(a.category, a.category), "neutral")]
     if a.snoozed:
         items.append((f"En sourdine jusqu'au {ui.fr_date(a.snoozed_until)}", "neutral"))

@@ -82,15 +82,22 @@ def default_target(panel: Panel) -> int:
     return int(monthly.max()) if len(monthly) else int(panel.last_month)
 
 
-def reported_by_month(panel: Panel) -> dict[int, set[str]]:
-    obs = panel.observations[["month_index", "service_id"]].drop_duplicates()
-    return {int(m): set(g["service_id"]) for m, g in obs.groupby("month_index")}
+def reported_by_month(panel: Panel) -> dict[int, set]:
+    """Per month: the services that sent anything, and the (service, indicator) pairs sent, so
+    that an alert counts normal periods at its own indicator's frequency (a yearly value is
+    normal or not once a year, not every month of the year)."""
+    obs = panel.observations[["month_index", "service_id", "indicator"]].drop_duplicates()
+    out: dict[int, set] = {}
+    for m, g in obs.groupby("month_index"):
+        out[int(m)] = set(g["service_id"]) | set(zip(g["service_id"], g["indicator"]))
+    return out
 
 
 def _store_findings(conn: sa.Connection, run_id: int, findings: pd.DataFrame) -> None:
-    if findings.empty:
+    f = findings[~findings["sustain"].fillna(False).astype(bool)] if "sustain" in findings else findings
+    if f.empty:
         return
-    f = findings.copy()
+    f = f.copy()
     f["run_id"] = run_id
     cols = ["run_id", "service_id", "indicator", "period", "month_index", "category", "detector",
             "detector_version", "score", "severity", "value", "expected", "lower", "upper",
@@ -172,7 +179,8 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
             panel.cache.clear()
             continue
         summary.first_month, summary.last_month, summary.months = int(start), int(target), len(months)
-        summary.findings = findings["category"].value_counts().to_dict()
+        opening = findings[~findings["sustain"].fillna(False).astype(bool)]
+        summary.findings = opening["category"].value_counts().to_dict()
         summary.opened, summary.reopened, summary.resolved = stats.opened, stats.reopened, stats.resolved
         break
     summary.seconds = time.perf_counter() - t0
