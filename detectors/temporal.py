@@ -153,21 +153,53 @@ def pooled_lag1(z: np.ndarray, min_pairs: int = 200, clip: float = 4.0) -> np.nd
     return np.clip(np.nan_to_num(phi), 0.0, 0.9)
 
 
-def resolution(a: np.ndarray) -> np.ndarray:
-    """Reporting resolution of each number: the largest power of ten it is a multiple of.
+def cusum_scale(zc: np.ndarray, k: float, arl: float = 200.0, min_runs: int = 2000,
+                grid: np.ndarray = np.round(np.arange(1.0, 3.01, 0.05), 2)) -> np.ndarray:
+    """Per month, how much wider the residuals run than the CUSUM's model assumes (>= 1).
 
-    ``0.6`` -> 0.1, ``18`` -> 1, ``5718.3`` -> 0.1; NaN for zeros and missing values.
+    A CUSUM's threshold is calibrated for iid N(0, 1) residuals; real series wander (their own
+    level moves), have heavy tails and more than Poisson variation. Their effect on the
+    CUSUM is measured where drifts on the worse side cannot contaminate it: on the *better*
+    side, the same CUSUM on ``-z`` must signal no more often than its nominal rate ``1 / arl``
+    at the threshold of that ARL. The smallest scale of ``z`` for which the better-side signal
+    rate over earlier months (pooled over services, causal) holds that rate is returned; 1
+    until ``min_runs`` service-months are available.
+    """
+    h_m = calibrate_h(k, arl)
+    T = zc.shape[0]
+    rates = np.empty((grid.size, T))
+    observed = np.cumsum(np.isfinite(zc).sum(axis=1))
+    for i, s in enumerate(grid):
+        sig = np.asarray(upper_cusum(-zc / s, k, h_m, reset=True).signal)
+        rates[i] = np.cumsum(sig.sum(axis=1))
+    out = np.ones(T)
+    for t in range(1, T):
+        n = observed[t - 1]
+        if n < min_runs:
+            continue
+        ok = rates[:, t - 1] / n <= 1.0 / arl
+        out[t] = grid[np.argmax(ok)] if ok.any() else grid[-1]
+    return out
+
+
+def resolution(a: np.ndarray) -> np.ndarray:
+    """Reporting resolution of each number: the largest power of ten, or half of one, it is a
+    multiple of (small services report their FTE to the half).
+
+    ``0.6`` -> 0.1, ``18`` -> 1, ``5718.3`` -> 0.1, ``3.5`` -> 0.5; NaN for zeros and missing
+    values. A series' resolution is the finest seen so far (:func:`quantisation_variance`):
+    ``3.5, 4.0, 4.5`` is reported to the half, ``3.5, 3.7`` to one decimal.
     """
     a = np.abs(np.asarray(a, dtype=float))
     out = np.full(a.shape, np.nan)
     todo = np.isfinite(a) & (a > 0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         for k in range(4, -7, -1):
-            step = 10.0 ** k
-            q = a / step
-            hit = todo & (np.abs(q - np.rint(q)) <= 1e-9 * np.maximum(1.0, q))
-            out[hit] = step
-            todo &= ~hit
+            for step in (10.0 ** k, 5 * 10.0 ** (k - 1)):
+                q = a / step
+                hit = todo & (np.abs(q - np.rint(q)) <= 1e-9 * np.maximum(1.0, q))
+                out[hit] = step
+                todo &= ~hit
     return out
 
 
@@ -204,6 +236,26 @@ def expected_counts(counts: np.ndarray, peer_expected: np.ndarray, window: int) 
     obs_sum = _nan_window_stat(np.where(seen, counts, np.nan), window, np.nansum)
     base_sum = _nan_window_stat(np.where(seen, peer_expected, np.nan), window, np.nansum)
     return (obs_sum + 0.5) / (base_sum + 0.5) * peer_expected
+
+
+def pooled_overdispersion(counts: np.ndarray, expected: np.ndarray, clip: float = 4.0) -> np.ndarray:
+    """Per month, the negative-binomial extra variance of the counts, pooled over services from
+    earlier months (causal): ``Var(O) = E + alpha E^2``, by the NB2 moment estimator (Cameron &
+    Trivedi 2013, §3.2) ``alpha = sum((O - E)^2 - O) / sum(E^2)``, with each Pearson residual
+    winsorised at ``clip`` so that a few real surges do not pass for noise. 0 when the counts
+    vary no more than Poisson."""
+    ok = np.isfinite(counts) & np.isfinite(expected) & (expected > 0)
+    e = np.where(ok, expected, 0.0)
+    o = np.where(ok, counts, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pearson = np.where(ok, (o - e) / np.sqrt(np.maximum(e, 1e-9)), 0.0)
+    d = np.clip(pearson, -clip, clip) * np.sqrt(e)          # winsorised O - E
+    num = np.concatenate([[0.0], np.cumsum((d ** 2 - np.where(ok, o, 0.0)).sum(axis=1))])
+    den = np.concatenate([[0.0], np.cumsum((e ** 2).sum(axis=1))])
+    idx = np.arange(counts.shape[0])           # row t uses rows < t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = num[idx] / den[idx]
+    return np.clip(np.nan_to_num(alpha), 0.0, None)
 
 
 def count_z(observed: np.ndarray, expected: np.ndarray, extra: np.ndarray) -> np.ndarray:
@@ -315,7 +367,12 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     if ind.kind == "rate" and offset is None:
         # counts: exact negative-binomial score against the count the baseline expects
         expected_count = expected_counts(counts, np.where(np.isfinite(var), np.exp(centre) * workers, np.nan), window)
-        z = np.where(np.isfinite(var), count_z(counts, expected_count, own + floor ** 2), np.nan)
+        # counts vary more than Poisson from month to month: at least the peers' pooled extra
+        # variance, measured on the months each service was already tested in
+        tested = np.where(count >= min_history, expected_count, np.nan)
+        alpha = pooled_overdispersion(counts, tested)[:, None]
+        z = np.where(np.isfinite(var), count_z(counts, expected_count, np.maximum(own, alpha) + floor ** 2),
+                     np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             expected = expected_count / workers * ind.scale
     else:
@@ -354,6 +411,8 @@ class TemporalDrift(Detector):
             # long-run standard deviation, sqrt((1 + phi) / (1 - phi)), phi pooled over services.
             phi = pooled_lag1(res.z)
             zc = res.z * np.sqrt((1 - phi) / (1 + phi))[:, None]
+            # and to how wide they really run, measured on the better side (cusum_scale)
+            zc = zc / cusum_scale(zc, cfg.k)[:, None]
             cs = upper_cusum(zc, cfg.k, h, reset=False)
             stat = np.asarray(cs.statistic)
             cusum_hit = np.asarray(cs.signal) & (zc > cfg.k)

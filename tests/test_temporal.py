@@ -23,9 +23,9 @@ def value_panel(code: str, values: np.ndarray) -> Panel:
     return Panel(obs, services)
 
 
-def test_resolution_is_the_largest_power_of_ten_dividing_the_number():
-    got = resolution(np.array([0.6, 18.0, 5718.3, 0.05, 72.0, 0.0, np.nan, 1200.0, 0.7863]))
-    want = np.array([0.1, 1.0, 0.1, 0.01, 1.0, np.nan, np.nan, 100.0, 1e-4])
+def test_resolution_is_the_largest_power_of_ten_or_half_of_one_dividing_the_number():
+    got = resolution(np.array([0.6, 18.0, 5718.3, 0.05, 72.0, 0.0, np.nan, 1200.0, 0.7863, 3.5, 2.0, 0.25]))
+    want = np.array([0.1, 1.0, 0.1, 0.05, 1.0, np.nan, np.nan, 100.0, 1e-4, 0.5, 1.0, 0.05])
     np.testing.assert_allclose(got, want)
 
 
@@ -108,3 +108,23 @@ def test_a_lasting_surge_of_complaints_in_a_large_service_is_found():
     found = [_complaints(mult, 80_000, seed)[0] for seed in range(10)]
     assert sum(not f.empty for f in found) >= 9
     assert all(f["month_index"].min() >= START + 30 for f in found if not f.empty)
+
+
+def test_pooled_overdispersion_agrees_with_statsmodels_negative_binomial():
+    """The NB2 moment estimator against statsmodels' maximum-likelihood NegativeBinomial."""
+    import statsmodels.api as sm
+
+    from detectors.temporal import pooled_overdispersion
+
+    rng = np.random.default_rng(5)
+    T, S, alpha = 30, 300, 0.12
+    expected = rng.uniform(1.0, 30.0, (T, S))
+    counts = rng.poisson(expected * rng.gamma(1 / alpha, alpha, (T, S))).astype(float)
+    ours = pooled_overdispersion(counts, expected, clip=np.inf)
+    fit = sm.NegativeBinomial(counts[:-1].ravel(), np.ones(counts[:-1].size),
+                              offset=np.log(expected[:-1].ravel())).fit(disp=0)
+    assert ours[-1] == pytest.approx(fit.params[-1], rel=0.1)       # alpha, the last parameter
+    assert ours[-1] == pytest.approx(alpha, rel=0.15)
+    assert ours[0] == 0.0                                         # causal: nothing before the first month
+    poisson = pooled_overdispersion(rng.poisson(expected).astype(float), expected)
+    assert poisson[-1] < 0.01                                     # Poisson counts: no extra variance
