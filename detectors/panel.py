@@ -76,6 +76,10 @@ class Panel:
             self.cache[key] = kind
         return self.cache[key]
 
+    def period_step(self, code: str | None = None) -> int:
+        """Months per period of an indicator's frequency (1, 3 or 12)."""
+        return {"M": 1, "Q": 3, "Y": 12}[self.period_kind(code)]
+
     def exclude(self, cells: pd.DataFrame) -> None:
         """Keep these (service_id, indicator, month_index) cells out of statistical detectors."""
         cells = cells[["service_id", "indicator", "month_index"]]

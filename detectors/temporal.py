@@ -53,7 +53,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label
-from monitor.vocabulary.periods import period_phrase_fr, since_fr
+from monitor.vocabulary.periods import period_name_fr, period_of_fr, period_phrase_fr, since_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.budget import ALERT_BUDGET, budget_arl, budget_z
 from detectors.cusum import calibrate_h, upper_cusum
@@ -85,16 +85,27 @@ class TemporalConfig(DetectorConfig):
     @property
     def spike_z(self) -> float:
         """Large-residual threshold: the budget over one test per indicator (11: z > 4.13)."""
-        return budget_z(self.budget, len(self.indicators))
+        return self.spike_z_for(1)
 
     @property
     def arl0(self) -> float:
         """In-control ARL of each series (11 indicators: 55,000 months)."""
-        return budget_arl(self.budget, len(self.indicators))
+        return self.arl0_for(1)
 
     @property
     def h(self) -> float:
-        return calibrate_h(self.k, self.arl0)
+        return self.h_for(1)
+
+    def spike_z_for(self, step: int) -> float:
+        """For a series reported every ``step`` months (yearly: z > 3.52)."""
+        return budget_z(self.budget, len(self.indicators), step)
+
+    def arl0_for(self, step: int) -> float:
+        """In the series' own periods (yearly: 4,583 years)."""
+        return budget_arl(self.budget, len(self.indicators), step)
+
+    def h_for(self, step: int) -> float:
+        return calibrate_h(self.k, self.arl0_for(step))
 
 
 def _past_windows(a: np.ndarray, window: int) -> np.ndarray:
@@ -129,6 +140,10 @@ class Residuals:
     value: np.ndarray
     z: np.ndarray
     expected: np.ndarray
+    r: np.ndarray | None = None          # peer-relative value on the stabilising scale
+    var: np.ndarray | None = None        # its sampling (or rounding) variance
+    centre: np.ndarray | None = None     # the peers' median on that scale, per period
+    inverse: object = None               # back to the indicator's scale
 
 
 def pooled_lag1(z: np.ndarray, min_pairs: int = 200, clip: float = 4.0) -> np.ndarray:
@@ -386,7 +401,42 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     z[count < min_history] = np.nan
     sign = -1.0 if ind.worse == "lower" else 1.0
     zw = sign * z
-    return Residuals(code, months, services, v, zw, expected)
+    if ind.kind == "proportion":
+        def inverse(t):
+            return np.sin(np.clip(t, 0, np.pi / 2)) ** 2
+    elif ind.kind == "rate":
+        def inverse(t, k=(0.0 if offset is None else offset)):
+            return np.exp(t) * (ind.scale if offset is None else 1.0) - k
+    else:
+        inverse = np.exp
+    return Residuals(code, months, services, v, zw, expected, r, var, centre, inverse)
+
+
+def yearly_change_z(res: Residuals, worse: str) -> tuple[np.ndarray, np.ndarray]:
+    """A service's change from its previous period against its peers' changes, for series too
+    short for a baseline of their own (a yearly survey has a handful of points).
+
+    With ``d = r_t - r_(t-1)`` (peer-relative, variance-stabilised), each period's peers give
+    the typical change (median) and its spread (1.4826 MAD) net of sampling variance (``tau²``);
+    a service's change is scored as ``(d - median) / sqrt(tau² + v_t + v_(t-1))``, worse side
+    positive. Returns (z, expected value). Uses periods t-1 and t only: causal."""
+    r, var = res.r, np.nan_to_num(res.var)
+    d = np.full_like(r, np.nan)
+    d[1:] = r[1:] - r[:-1]
+    vsum = np.full_like(r, np.nan)
+    vsum[1:] = var[1:] + var[:-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(d, axis=1, keepdims=True)
+        mad = MAD_SCALE * np.nanmedian(np.abs(d - med), axis=1, keepdims=True)
+        tau2 = np.maximum(0.0, mad ** 2 - np.nanmedian(np.where(np.isfinite(d), vsum, np.nan), axis=1,
+                                                       keepdims=True))
+    z = (d - med) / np.sqrt(tau2 + vsum)
+    sign = -1.0 if worse == "lower" else 1.0
+    prev = np.full_like(r, np.nan)
+    prev[1:] = r[:-1]
+    expected = res.inverse(res.centre + prev + med)
+    return sign * z, expected
 
 
 class TemporalDrift(Detector):
@@ -401,12 +451,13 @@ class TemporalDrift(Detector):
         months = np.asarray(months)
         if months.size == 0:
             return empty_findings()
-        h = cfg.h
         out = []
         for code in cfg.indicators:
             res = residuals(panel, code, cfg)
             if res is None:
                 continue
+            step = panel.period_step(code)
+            h, spike_z = cfg.h_for(step), cfg.spike_z_for(step)
             # Autocorrelated residuals inflate a CUSUM's false alarms: scale them to their
             # long-run standard deviation, sqrt((1 + phi) / (1 - phi)), phi pooled over services.
             phi = pooled_lag1(res.z)
@@ -417,7 +468,7 @@ class TemporalDrift(Detector):
             stat = np.asarray(cs.statistic)
             cusum_hit = np.asarray(cs.signal) & (zc > cfg.k)
             # the spike test is calibrated for the tails the residuals really have
-            spike_hit = res.z > (cfg.spike_z * tail_factor(res.z))[:, None]
+            spike_hit = res.z > (spike_z * tail_factor(res.z))[:, None]
             hit = (cusum_hit | spike_hit) & np.isin(res.months, months)[:, None]
             # hysteresis: the month is still on the worse side beyond the CUSUM's allowance while
             # its statistic has not come back to zero
@@ -426,6 +477,12 @@ class TemporalDrift(Detector):
             if ts.size:
                 out.append(self.sustaining(pd.DataFrame({"service_id": res.services[ss],
                                                          "month_index": res.months[ts].astype(int)}), code))
+            if step >= 12:
+                # a yearly survey has too few points for a baseline of the service's own: its
+                # change from the year before is judged against its peers' changes
+                cz, cexp = yearly_change_z(res, CATALOGUE[code].worse)
+                change = (cz > (spike_z * tail_factor(cz))[:, None]) & ~hit & np.isin(res.months, months)[:, None]
+                out.append(self._change_findings(res, code, cz, cexp, change))
             ti, si = np.nonzero(hit)
             if ti.size == 0:
                 continue
@@ -436,7 +493,7 @@ class TemporalDrift(Detector):
             f = pd.DataFrame({
                 "service_id": res.services[si], "indicator": code, "month_index": res.months[ti].astype(int),
                 "value": res.value[ti, si], "expected": res.expected[ti, si],
-                "score": np.maximum(zv, sv / h * cfg.spike_z / 1.5),
+                "score": np.maximum(zv, sv / h * spike_z / 1.5),
                 "z": zv, "cusum": sv, "start": starts, "is_spike": spike_hit[ti, si],
                 "is_cusum": cusum_hit[ti, si],
             })
@@ -450,7 +507,28 @@ class TemporalDrift(Detector):
                 for v, m, e, st, c, ic, z in zip(f["value"], f["month_index"], f["expected"], f["start"],
                                                  f["cusum"], f["is_cusum"], f["z"])]
             f["evidence"] = [{"z": round(float(z), 3), "cusum": round(float(c), 3), "h": round(h, 3),
-                              "k": cfg.k, "arl0": cfg.arl0, "drift_start": int(st), "phi": round(float(p), 3)}
+                              "k": cfg.k, "arl0": cfg.arl0_for(step), "drift_start": int(st), "phi": round(float(p), 3)}
                              for z, c, st, p in zip(f["z"], f["cusum"], f["start"], phi[ti])]
             out.append(self.findings(f))
         return pd.concat(out, ignore_index=True) if out else empty_findings()
+
+    def _change_findings(self, res: Residuals, code: str, cz: np.ndarray, cexp: np.ndarray,
+                         change: np.ndarray) -> pd.DataFrame:
+        ti, si = np.nonzero(change)
+        if ti.size == 0:
+            return empty_findings()
+        cfg: TemporalConfig = self.config
+        f = pd.DataFrame({"service_id": res.services[si], "indicator": code,
+                          "month_index": res.months[ti].astype(int), "value": res.value[ti, si],
+                          "expected": cexp[ti, si], "score": cz[ti, si], "z": cz[ti, si],
+                          "previous": res.value[ti - 1, si], "previous_month": res.months[ti - 1].astype(int)})
+        f["severity"] = np.where(f["z"] > cfg.high_z, "high", "medium")
+        f["explanation"] = [
+            f"{label(code)} : {fmt_value(code, v)} en {period_name_fr(m, 'Y')} contre {fmt_value(code, e)} attendu "
+            f"au vu de sa valeur {period_of_fr(pm, 'Y')} ({fmt_value(code, pv)}) et de l'évolution des pairs ; "
+            f"changement de {fr_number(z, 1)} écarts-types"
+            for v, m, e, pv, pm, z in zip(f["value"], f["month_index"], f["expected"], f["previous"],
+                                          f["previous_month"], f["z"])]
+        f["evidence"] = [{"z": round(float(z), 3), "method": "yearly_change", "previous": float(pv)}
+                         for z, pv in zip(f["z"], f["previous"])]
+        return self.findings(f.drop(columns=["z", "previous", "previous_month"]))

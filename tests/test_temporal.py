@@ -128,3 +128,28 @@ def test_pooled_overdispersion_agrees_with_statsmodels_negative_binomial():
     assert ours[0] == 0.0                                         # causal: nothing before the first month
     poisson = pooled_overdispersion(rng.poisson(expected).astype(float), expected)
     assert poisson[-1] < 0.01                                     # Poisson counts: no extra variance
+
+
+def test_a_yearly_series_is_judged_by_its_change_against_its_peers_changes():
+    """Four yearly points: no baseline of its own, but a change its peers did not make shows."""
+    rng = np.random.default_rng(3)
+    S, years = 120, [2022, 2023, 2024, 2025]
+    level = rng.normal(np.log(20.0), 0.4, S)
+    rows = []
+    for j, y in enumerate(years):
+        trend = -0.03 * j                                     # every service loses 3 % a year
+        for s in range(S):
+            v = np.exp(level[s] + trend + rng.normal(0, 0.03))
+            if s == 0 and y == 2025:
+                v *= 0.6                                      # a 40 % loss of physicians
+            rows.append((f"S{s:03d}", "physician_fte", str(y), "Y", y * 12 + 11, round(v, 1), np.nan, np.nan))
+    obs = pd.DataFrame(rows, columns=["service_id", "indicator", "period", "period_kind", "month_index", "value",
+                                      "numerator", "denominator"])
+    services = pd.DataFrame({"service_id": sorted({r[0] for r in rows})}).set_index("service_id", drop=False)
+    panel = Panel(obs, services)
+    f = TemporalDrift().detect(panel, panel.months)   # the family's budget shared by its 11 indicators
+    f = f[~f["sustain"]]
+    assert list(f["service_id"]) == ["S000"] and list(f["month_index"]) == [2025 * 12 + 11]
+    text = f["explanation"].iloc[0]
+    assert "en 2025" in text and "au vu de sa valeur de 2024" in text and "mois" not in text
+    assert f["evidence"].iloc[0]["method"] == "yearly_change"
