@@ -11,10 +11,9 @@ each, so its thresholds follow from the budget and the number of its tests, neve
   11 × 100 / 0.02 = 55,000 months per series (in-control ARL);
 * multivariate, one combined score: p = 2e-4, z > 3.54.
 
-The budget is spent per month of time, whatever the data's frequency: a quarterly or yearly
-series is tested once per period, so each of its tests may spend the budget of the months
-it covers (``step`` = 3 or 12). A yearly peer funnel over 9 indicators is thus z > 3.46, and a
-yearly series' CUSUM signals once every 55,000 / 12 ≈ 4,583 years.
+Quarterly and yearly series are tested at the same per-test level: a test every quarter or
+year spends less than the budget (a third or a twelfth of it), which on measured panels gave a
+better F1 than spending the budget of the months a period covers (README, "Measured").
 
 ``tests/test_budget.py`` checks these figures against the code.
 """
@@ -30,15 +29,13 @@ def per_test_p(budget_per_100: float, tests_per_service_month: int) -> float:
     return budget_per_100 / 100.0 / tests_per_service_month
 
 
-def budget_z(budget_per_100: float, tests_per_service_month: int, step: int = 1) -> float:
-    """One-sided normal threshold spending ``budget_per_100`` over that many tests, each run
-    once every ``step`` months."""
+def budget_z(budget_per_100: float, tests_per_service_month: int) -> float:
+    """One-sided normal threshold spending ``budget_per_100`` over that many tests."""
     from scipy.stats import norm
 
-    return float(norm.isf(min(0.5, step * per_test_p(budget_per_100, tests_per_service_month))))
+    return float(norm.isf(per_test_p(budget_per_100, tests_per_service_month)))
 
 
-def budget_arl(budget_per_100: float, series_per_service: int, step: int = 1) -> float:
-    """In-control average run length, in the series' own periods (``step`` months each), of
-    each of a service's monitored series."""
-    return 1.0 / (step * per_test_p(budget_per_100, series_per_service))
+def budget_arl(budget_per_100: float, series_per_service: int) -> float:
+    """In-control average run length (periods) of each of a service's monitored series."""
+    return 1.0 / per_test_p(budget_per_100, series_per_service)

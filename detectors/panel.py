@@ -45,8 +45,13 @@ class Panel:
                      None)
 
     def indicator(self, code: str, statistical: bool = True) -> pd.DataFrame:
-        """Observations of one indicator; excluded (faulty) cells removed when ``statistical``."""
+        """Observations of one indicator; when ``statistical``, excluded (faulty) cells removed
+        and each service judged at its finest frequency: a service that sends an indicator
+        monthly and also yearly is judged on the months (the yearly value is checked against
+        them by the data-quality detector :class:`detectors.quality.FrequencyMismatch`)."""
         obs = self.observations[self.observations["indicator"] == code]
+        if statistical and obs["period_kind"].nunique() > 1:
+            obs = finest_frequency(obs)
         if statistical and self.excluded is not None and len(self.excluded):
             ex = self.excluded[self.excluded["indicator"].isin([code, "*"])]
             if len(ex):
@@ -85,3 +90,13 @@ class Panel:
         cells = cells[["service_id", "indicator", "month_index"]]
         self.cache.clear()
         self.excluded = cells if self.excluded is None else pd.concat([self.excluded, cells], ignore_index=True)
+
+
+FREQUENCY_RANK = {"M": 0, "Q": 1, "Y": 2}
+
+
+def finest_frequency(obs: pd.DataFrame) -> pd.DataFrame:
+    """Only each service's finest frequency of the rows given (one indicator)."""
+    rank = obs["period_kind"].map(FREQUENCY_RANK)
+    finest = rank.groupby(obs["service_id"]).transform("min")
+    return obs[rank == finest]

@@ -40,7 +40,7 @@ class PeerConfig(DetectorConfig):
     DERIVED = ("limit_z",)
     budget: float = ALERT_BUDGET
     persist_z: float = Z998
-    persist_window: int = 3        # observed periods
+    persist_window: int = 3
     persist_count: int = 2
     overdispersion: str = "additive"
     trim: float = 0.10
@@ -57,14 +57,6 @@ class PeerConfig(DetectorConfig):
     def limit_z(self) -> float:
         """The budget over one test per monitored indicator (9: z > 4.08)."""
         return budget_z(self.budget, len(self.indicators))
-
-    def limit_for(self, step: int) -> float:
-        """The limit for a series reported every ``step`` months (yearly: z > 3.46)."""
-        return budget_z(self.budget, len(self.indicators), step)
-
-    def persistence_for(self, step: int) -> tuple[int, int]:
-        """(window, count) in the series' own periods."""
-        return self.persist_window, self.persist_count
 
 
 COLUMNS = ["service_id", "value", "z", "expected", "lower", "upper", "numerator", "denominator",
@@ -179,12 +171,11 @@ def funnel_curves(code: str, month: pd.DataFrame, sizes) -> pd.DataFrame:
         ["x", "lower_95", "upper_95", "lower_998", "upper_998"]]
 
 
-def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig, step: int = 1) -> pd.DataFrame:
-    """months × services booleans: beyond the limit now and persistently beyond 99.8 %."""
-    window, count = cfg.persistence_for(step)
+def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
+    """periods × services booleans: beyond the limit now and persistently beyond 99.8 %."""
     beyond = (zw > cfg.persist_z).astype(float).where(zw.notna())
-    recent = beyond.rolling(window, min_periods=1).sum()
-    return (zw > cfg.limit_for(step)) & (recent >= count)
+    recent = beyond.rolling(cfg.persist_window, min_periods=1).sum()
+    return (zw > cfg.limit_z) & (recent >= cfg.persist_count)
 
 
 def peer_scores(panel: Panel, code: str, cfg: PeerConfig, upto: int | None = None) -> pd.DataFrame:
@@ -245,9 +236,8 @@ class PeerOutlier(Detector):
                 continue
             zw = cs.pivot_table(index="month_index", columns="service_id", values="zw", aggfunc="last")
             # Persistence counts observed periods: rows are the periods this indicator was reported.
-            step = panel.period_step(code)
-            window, _ = cfg.persistence_for(step)
-            flags = persistent_flags(zw, cfg, step)
+            window = cfg.persist_window
+            flags = persistent_flags(zw, cfg)
             recent = (zw > cfg.persist_z).astype(float).where(zw.notna()) \
                 .rolling(window, min_periods=1).sum()
             # hysteresis: still beyond the peers' 99.8 % limits, though under the alert limit
@@ -265,7 +255,7 @@ class PeerOutlier(Detector):
             f["months_out"] = [int(recent.at[m, s]) for m, s in zip(f["month_index"], f["service_id"])]
             f["indicator"] = code
             f["score"] = f["zw"]
-            f["severity"] = severity_from_score(f["zw"], cfg.limit_for(step), cfg.high_z)
+            f["severity"] = severity_from_score(f["zw"], cfg.limit_z, cfg.high_z)
             bound = f["lower"] if ind.worse == "lower" else f["upper"]
             side = "sous la limite basse" if ind.worse == "lower" else "au-dessus de la limite haute"
             kind = panel.period_kind(code)

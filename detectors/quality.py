@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from monitor.vocabulary.catalogue import CATALOGUE
 from monitor.vocabulary.formatting import fmt_value, label
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.panel import Panel
@@ -32,6 +33,7 @@ class QualityConfig(DetectorConfig):
     jump_ratio: float = 1.4
     jump_baseline_months: int = 3
     merger_tolerance_months: int = 1
+    mismatch_tolerance: float = 0.10   # coarser value vs its finer values, relative
 
 
 class RejectedValues(Detector):
@@ -202,3 +204,79 @@ class SizeJumps(Detector):
             for v, m, b, r in zip(hit["value"], hit["month_index"], hit["baseline"], hit["ratio"])]
         hit["evidence"] = [{"ratio": float(r), "baseline": float(b)} for r, b in zip(hit["ratio"], hit["baseline"])]
         return self.findings(hit)
+
+
+class FrequencyMismatch(Detector):
+    """An indicator a service sends at two frequencies (monthly extracts and the yearly survey,
+    say) is judged at the finest; the coarser value must agree with the finer ones it covers.
+
+    The finer values of a complete coarser period are aggregated as the indicator's unit says
+    (counts summed and proportions recomputed from them, rates per 1,000 of the period added
+    up, levels and ratios averaged) and compared with the coarser value: a relative gap above
+    ``mismatch_tolerance`` (an absolute one of 5 points for a proportion) is a data-quality
+    finding on the coarser period."""
+    name = "dq_frequency_mismatch"
+    category = "data_quality"
+    family = "data_quality"
+    Config = QualityConfig
+
+    def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
+        cfg: QualityConfig = self.config
+        obs = panel.observations
+        kinds = obs.groupby(["service_id", "indicator"])["period_kind"].nunique()
+        mixed = kinds[kinds > 1].index
+        if not len(mixed):
+            return empty_findings()
+        rank = {"M": 0, "Q": 1, "Y": 2}
+        o = obs.set_index(["service_id", "indicator"]).loc[mixed].reset_index()
+        o["rank"] = o["period_kind"].map(rank)
+        finest = o.groupby(["service_id", "indicator"])["rank"].transform("min")
+        fine, coarse = o[o["rank"] == finest], o[(o["rank"] > finest) & o["month_index"].isin(np.asarray(months))]
+        rows = []
+        for (sid, code), c in coarse.groupby(["service_id", "indicator"]):
+            f = fine[(fine["service_id"] == sid) & (fine["indicator"] == code)]
+            ind = CATALOGUE.get(code)
+            if ind is None or f.empty:
+                continue
+            f_step = PERIOD_STEP[f["period_kind"].iloc[0]]
+            for r in c.itertuples(index=False):
+                step = PERIOD_STEP[r.period_kind]
+                part = f[(f["month_index"] > r.month_index - step) & (f["month_index"] <= r.month_index)]
+                if len(part) < step // f_step:
+                    continue                       # the finer values do not cover the period
+                agg = _aggregate(part, ind)
+                if not np.isfinite(agg) or not np.isfinite(r.value):
+                    continue
+                if ind.kind == "proportion":
+                    off = abs(r.value - agg) > 0.05
+                else:
+                    off = abs(r.value - agg) > cfg.mismatch_tolerance * max(abs(agg), 1e-9)
+                if off:
+                    rows.append({"service_id": sid, "indicator": code, "month_index": int(r.month_index),
+                                 "period_kind": r.period_kind, "value": float(r.value), "expected": float(agg),
+                                 "fine_kind": part["period_kind"].iloc[0]})
+        if not rows:
+            return empty_findings()
+        hit = pd.DataFrame(rows)
+        hit["score"] = (hit["value"] - hit["expected"]).abs() / hit["expected"].abs().clip(lower=1e-9)
+        hit["severity"] = "medium"
+        hit["explanation"] = [
+            f"{label(c)} : valeur {ADJECTIVE_FR[k]}le "
+            f"{period_of_fr(m, k)} ({fmt_value(c, v)}) incohérente avec les valeurs {ADJECTIVE_FR[fk]}les "
+            f"transmises ({fmt_value(c, e)} une fois agrégées)"
+            for c, k, m, v, e, fk in zip(hit["indicator"], hit["period_kind"], hit["month_index"], hit["value"],
+                                          hit["expected"], hit["fine_kind"])]
+        hit["evidence"] = [{"rule": "frequency_mismatch", "aggregated": float(e), "fine": fk}
+                           for e, fk in zip(hit["expected"], hit["fine_kind"])]
+        return self.findings(hit.drop(columns=["fine_kind"]))
+
+
+def _aggregate(part: pd.DataFrame, ind) -> float:
+    """The finer values of a period as one value of the coarser period, in the unit's terms."""
+    num, den, val = part["numerator"], part["denominator"], part["value"]
+    counts = num.notna().all() and den.notna().all()
+    if ind.kind == "proportion":
+        return float(num.sum() / den.sum()) if counts and den.sum() > 0 else float(val.mean())
+    if ind.kind == "rate":
+        return float(ind.scale * num.sum() / den.mean()) if counts and den.mean() > 0 else float(val.sum())
+    return float(val.mean())

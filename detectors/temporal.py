@@ -85,27 +85,16 @@ class TemporalConfig(DetectorConfig):
     @property
     def spike_z(self) -> float:
         """Large-residual threshold: the budget over one test per indicator (11: z > 4.13)."""
-        return self.spike_z_for(1)
+        return budget_z(self.budget, len(self.indicators))
 
     @property
     def arl0(self) -> float:
         """In-control ARL of each series (11 indicators: 55,000 months)."""
-        return self.arl0_for(1)
+        return budget_arl(self.budget, len(self.indicators))
 
     @property
     def h(self) -> float:
-        return self.h_for(1)
-
-    def spike_z_for(self, step: int) -> float:
-        """For a series reported every ``step`` months (yearly: z > 3.52)."""
-        return budget_z(self.budget, len(self.indicators), step)
-
-    def arl0_for(self, step: int) -> float:
-        """In the series' own periods (yearly: 4,583 years)."""
-        return budget_arl(self.budget, len(self.indicators), step)
-
-    def h_for(self, step: int) -> float:
-        return calibrate_h(self.k, self.arl0_for(step))
+        return calibrate_h(self.k, self.arl0)
 
 
 def _past_windows(a: np.ndarray, window: int) -> np.ndarray:
@@ -457,7 +446,7 @@ class TemporalDrift(Detector):
             if res is None:
                 continue
             step = panel.period_step(code)
-            h, spike_z = cfg.h_for(step), cfg.spike_z_for(step)
+            h, spike_z = cfg.h, cfg.spike_z
             # Autocorrelated residuals inflate a CUSUM's false alarms: scale them to their
             # long-run standard deviation, sqrt((1 + phi) / (1 - phi)), phi pooled over services.
             phi = pooled_lag1(res.z)
@@ -507,7 +496,7 @@ class TemporalDrift(Detector):
                 for v, m, e, st, c, ic, z in zip(f["value"], f["month_index"], f["expected"], f["start"],
                                                  f["cusum"], f["is_cusum"], f["z"])]
             f["evidence"] = [{"z": round(float(z), 3), "cusum": round(float(c), 3), "h": round(h, 3),
-                              "k": cfg.k, "arl0": cfg.arl0_for(step), "drift_start": int(st), "phi": round(float(p), 3)}
+                              "k": cfg.k, "arl0": cfg.arl0, "drift_start": int(st), "phi": round(float(p), 3)}
                              for z, c, st, p in zip(f["z"], f["cusum"], f["start"], phi[ti])]
             out.append(self.findings(f))
         return pd.concat(out, ignore_index=True) if out else empty_findings()

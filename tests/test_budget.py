@@ -48,12 +48,3 @@ def test_the_documented_thresholds_are_the_computed_ones(doc):
                                                                                     abs=0.005)
     assert _documented(text, r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+) months per series") == pytest.approx(TemporalConfig().arl0)
 
-
-def test_the_budget_is_spent_per_month_of_time_whatever_the_frequency():
-    peer, temporal = PeerConfig(), TemporalConfig()
-    assert peer.limit_for(1) == pytest.approx(peer.limit_z)
-    assert peer.limit_for(12) == pytest.approx(norm.isf(12 * 0.02 / 100 / 9))         # yearly: z > 3.46
-    assert peer.limit_for(3) == pytest.approx(norm.isf(3 * 0.02 / 100 / 9))
-    assert temporal.arl0_for(12) == pytest.approx(55_000 / 12)                          # in years
-    assert temporal.h_for(12) < temporal.h_for(3) < temporal.h
-    assert temporal.spike_z_for(12) == pytest.approx(norm.isf(12 * 0.02 / 100 / 11))

@@ -86,3 +86,44 @@ def test_a_new_service_is_not_missing_before_its_first_report():
     f = MissingReports().detect(Panel(obs, services), np.array([y * 12 + 11 for y in years]))
     assert list(zip(f["service_id"], f["month_index"])) == [("OLD", 2021 * 12 + 11)]
     assert f["explanation"].iloc[0] == "Rapport annuel de 2021 non reçu (aucun indicateur annuel transmis)"
+
+
+def _mixed_panel(bad_service: str | None):
+    """Physician FTE sent monthly and in the yearly survey by 12 services, yearly only by 8."""
+    import numpy as np
+
+    from detectors.panel import Panel
+
+    rows = []
+    for s in range(20):
+        sid = f"S{s:02d}"
+        for y in (2023, 2024):
+            monthly = [10.0 + s + 0.1 * (m % 3) for m in range(12)]
+            if s < 12:
+                for m, v in enumerate(monthly):
+                    rows.append((sid, "physician_fte", f"{y}-{m + 1:02d}", "M", y * 12 + m, v, np.nan, np.nan))
+            yearly = round(float(np.mean(monthly)), 1)
+            if sid == bad_service and y == 2024:
+                yearly *= 1.6                     # the survey says 60 % more physicians than the extracts
+            rows.append((sid, "physician_fte", str(y), "Y", y * 12 + 11, yearly, np.nan, np.nan))
+    obs = pd.DataFrame(rows, columns=["service_id", "indicator", "period", "period_kind", "month_index", "value",
+                                      "numerator", "denominator"])
+    services = pd.DataFrame({"service_id": sorted(obs["service_id"].unique())}).set_index("service_id", drop=False)
+    return Panel(obs, services)
+
+
+def test_an_indicator_sent_at_two_frequencies_is_judged_at_the_finest_and_checked():
+    import numpy as np
+
+    from detectors.quality import FrequencyMismatch
+
+    panel = _mixed_panel("S03")
+    seen = panel.indicator("physician_fte")
+    kinds = seen.groupby("service_id")["period_kind"].unique()
+    assert all(list(k) == ["M"] for k in kinds[[f"S{s:02d}" for s in range(12)]])     # monthly services
+    assert all(list(k) == ["Y"] for k in kinds[[f"S{s:02d}" for s in range(12, 20)]])  # survey only
+    f = FrequencyMismatch().detect(panel, panel.months)
+    assert list(zip(f["service_id"], f["month_index"])) == [("S03", 2024 * 12 + 11)]
+    assert f["explanation"].iloc[0].startswith("ETP de médecins du travail : valeur annuelle de 2024")
+    assert "incohérente avec les valeurs mensuelles" in f["explanation"].iloc[0]
+    assert FrequencyMismatch().detect(_mixed_panel(None), np.arange(2023 * 12, 2025 * 12)).empty
