@@ -50,8 +50,6 @@ def _print_alert(v) -> None:
         click.echo(f"  Suites : {', '.join(f'n° {i}' for i in v.follow_up_ids)}")
 
 
-"""Add the triage commands to ``alerts`` and the ``followups`` and ``digest`` groups to ``cli``."""
-
 @alerts.command("list")
 @as_option
 @click.option("--status", "statuses", multiple=True,
@@ -201,3 +199,41 @@ def alerts_reopen(app, alert_id, as_user, version, comment):
     from alerts.triage import reopen
 
     _act(app, reopen, alert_id, version, comment, as_user=as_user)
+
+
+@alerts.command("feedback")
+@as_option
+@click.option("--region", default=None, help="Code INSEE d'une de vos régions.")
+@click.option("--untouched-days", type=click.IntRange(1, 3650), default=14, show_default=True,
+              help="Délai (jours) au-delà duquel une alerte sans aucune action est signalée.")
+@click.pass_obj
+def alerts_feedback(app, as_user, region, untouched_days):
+    """Retour du triage : précision par détecteur et indicateur, délais de réponse, alertes sans action."""
+    from alerts.feedback import triage_feedback
+    from monitor.vocabulary.formatting import fr_number, label
+    from monitor.vocabulary.labels import severity_fr
+
+    fb = run_service(triage_feedback, app.ready_engine(), as_user, region=region, untouched_days=untouched_days)
+
+    def num(x, d=1):
+        return "—" if x != x else fr_number(x, d)
+
+    click.echo("Précision par détecteur et indicateur (décisions de triage : classements et suites)")
+    click.echo("détecteur\tindicateur\talertes\tdécidées\tfaux positifs\terreurs de données\texplications"
+               "\tdéjà connues\tsuites\tprécision")
+    for r in fb.precision.itertuples(index=False):
+        prec = "—" if r.precision != r.precision else f"{fr_number(100 * r.precision, 0)} %"
+        click.echo(f"{r.detector}\t{label(r.indicator)}\t{r.alerts}\t{r.decided}\t{r.faux_positif}\t"
+                   f"{r.erreur_donnees}\t{r.explication_service}\t{r.deja_connu}\t{r.suites}\t{prec}")
+    click.echo("")
+    click.echo("Délais de réponse par région et gravité (jours depuis l'ouverture)")
+    click.echo("région\tgravité\talertes\tprises en charge\tdélai médian\tsuites\tdélai médian\t"
+               f"sans action depuis {untouched_days} j")
+    for r in fb.delays.itertuples(index=False):
+        click.echo(f"{r.region_code}\t{severity_fr(r.severity)}\t{r.alerts}\t{r.acknowledged}\t"
+                   f"{num(r.median_days_to_ack)}\t{r.followed_up}\t{num(r.median_days_to_follow_up)}\t{r.untouched}")
+    click.echo("")
+    click.echo(f"Alertes sans aucune action depuis {untouched_days} jours ou plus : {len(fb.untouched)}")
+    for r in fb.untouched.itertuples(index=False):
+        click.echo(f"  n° {r.id} — {r.service_name} ({r.region_code}) — {label(r.indicator)} — "
+                   f"gravité {severity_fr(r.severity)} — {num(r.days, 0)} j")

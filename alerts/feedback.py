@@ -1,0 +1,124 @@
+"""Triage feeds back: what agents decided about the alerts, per detector and indicator, and how
+fast alerts are taken in hand, per region and severity (DESIGN.md, "Alerts, follow-ups, audit").
+
+* **Precision from dismissals.** Among the alerts people decided on (dismissed with a reason,
+  or turned into a follow-up), the share that were not « faux positif ». « Erreur de données »
+  counts against a statistical detector (it flagged bad data, not a bad service) but for a
+  data-quality detector it is the detector being right. « Explication fournie par le service »
+  and « déjà connu » are real anomalies, already accounted for.
+* **Response delays.** Days from an alert's opening to its « prise en charge » and to its first
+  follow-up (medians), and the alerts nobody has touched for ``untouched_days`` or more.
+
+Both are read within the user's regions (monitor.accounts.access), like every other read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from alerts.lifecycle import SYSTEM_ACTOR
+from monitor.accounts.access import readable_regions, region_clause, resolve_actor
+from monitor.store import db
+from monitor.store.models import Alert, AlertEvent, Service
+from monitor.vocabulary import dates
+from monitor.vocabulary.statuses import QUEUE, AlertStatus
+
+DEFAULT_UNTOUCHED_DAYS = 14
+FEEDBACK_COLUMNS = ["detector", "indicator", "alerts", "decided", "faux_positif", "erreur_donnees",
+                    "explication_service", "deja_connu", "suites", "precision"]
+DELAY_COLUMNS = ["region_code", "severity", "alerts", "acknowledged", "median_days_to_ack",
+                 "followed_up", "median_days_to_follow_up", "untouched"]
+
+
+@dataclass
+class Feedback:
+    precision: pd.DataFrame        # FEEDBACK_COLUMNS, one row per detector and indicator
+    delays: pd.DataFrame           # DELAY_COLUMNS, one row per region and severity
+    untouched: pd.DataFrame        # alerts open and untouched for too long: id, service, region, days
+    untouched_days: int
+
+
+def _alerts(session, who, region: str | None) -> pd.DataFrame:
+    q = (sa.select(Alert.id, Alert.service_id, Alert.indicator, Alert.category, Alert.status, Alert.severity,
+                   Alert.detectors, Alert.dismiss_reason, Alert.created_at, Service.region_code, Service.name)
+         .join(Service, Service.service_id == Alert.service_id)
+         .where(region_clause(Service.region_code, readable_regions(who, region))))
+    rows = session.execute(q).all()
+    return pd.DataFrame(rows, columns=["id", "service_id", "indicator", "category", "status", "severity",
+                                       "detectors", "dismiss_reason", "created_at", "region_code", "service_name"])
+
+
+def _first_events(session, ids: list[int]) -> pd.DataFrame:
+    """Per alert: first prise en charge, first follow-up, first human event of any kind."""
+    if not ids:
+        return pd.DataFrame(columns=["alert_id", "ack", "follow_up", "human"])
+    ev = pd.DataFrame(session.execute(
+        sa.select(AlertEvent.alert_id, AlertEvent.kind, AlertEvent.at, AlertEvent.actor)
+        .where(AlertEvent.alert_id.in_(ids))).all(), columns=["alert_id", "kind", "at", "actor"])
+    ev["at"] = [dates.as_utc(t) for t in ev["at"]]
+    human = ev[ev["actor"] != SYSTEM_ACTOR]
+    out = pd.DataFrame({"alert_id": ids}).set_index("alert_id")
+    out["ack"] = human[human["kind"] == "acknowledged"].groupby("alert_id")["at"].min()
+    out["follow_up"] = human[human["kind"].isin(["follow_up", "follow_up_linked"])].groupby("alert_id")["at"].min()
+    out["human"] = human.groupby("alert_id")["at"].min()
+    return out.reset_index()
+
+
+def _precision(a: pd.DataFrame) -> pd.DataFrame:
+    if a.empty:
+        return pd.DataFrame(columns=FEEDBACK_COLUMNS)
+    d = a.assign(detector=a["detectors"].str.split(";")).explode("detector")
+    d = d[d["detector"].fillna("") != ""]
+    reason = d["dismiss_reason"].where(d["status"] == AlertStatus.DISMISSED)
+    d = d.assign(
+        faux_positif=reason.eq("faux_positif"), erreur_donnees=reason.eq("erreur_donnees"),
+        explication_service=reason.eq("explication_service"), deja_connu=reason.eq("deja_connu"),
+        suites=d["status"].eq(AlertStatus.FOLLOW_UP))
+    d["decided"] = reason.notna() | d["suites"]
+    # a statistical detector that flagged bad data was wrong about the service
+    d["wrong"] = d["faux_positif"] | (d["erreur_donnees"] & (d["category"] != "data_quality"))
+    g = d.groupby(["detector", "indicator"])
+    out = g.agg(alerts=("id", "size"), decided=("decided", "sum"), faux_positif=("faux_positif", "sum"),
+                erreur_donnees=("erreur_donnees", "sum"), explication_service=("explication_service", "sum"),
+                deja_connu=("deja_connu", "sum"), suites=("suites", "sum"), wrong=("wrong", "sum")).reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["precision"] = np.where(out["decided"] > 0, 1 - out["wrong"] / out["decided"], np.nan)
+    return out[FEEDBACK_COLUMNS].sort_values(["precision", "decided"], ascending=[True, False], na_position="last",
+                                             kind="mergesort").reset_index(drop=True)
+
+
+def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    return (pd.to_datetime(later, utc=True) - pd.to_datetime(earlier, utc=True)).dt.total_seconds() / 86400.0
+
+
+def triage_feedback(engine: sa.Engine, actor, *, region: str | None = None,
+                    untouched_days: int = DEFAULT_UNTOUCHED_DAYS, now: datetime | None = None) -> Feedback:
+    """Precision by detector and indicator from the triage decisions, response delays by
+    region and severity, and the alerts left untouched for ``untouched_days`` days or more."""
+    if untouched_days < 1:
+        raise ValueError("le délai au-delà duquel une alerte est signalée doit être d'au moins un jour")
+    now = now or datetime.now(timezone.utc)
+    with db.session_scope(engine) as s:
+        who = resolve_actor(s, actor)
+        a = _alerts(s, who, region)
+        first = _first_events(s, [int(i) for i in a["id"]])
+    a = a.merge(first, left_on="id", right_on="alert_id", how="left")
+    a["created_at"] = [dates.as_utc(t) for t in a["created_at"]]
+    a["to_ack"] = _days(a["ack"], a["created_at"])
+    a["to_follow_up"] = _days(a["follow_up"], a["created_at"])
+    a["age"] = _days(pd.Series([now] * len(a), index=a.index), a["created_at"])
+    a["untouched"] = a["status"].isin(list(QUEUE)) & a["human"].isna() & (a["age"] >= untouched_days)
+    if a.empty:
+        delays = pd.DataFrame(columns=DELAY_COLUMNS)
+    else:
+        delays = a.groupby(["region_code", "severity"]).agg(
+            alerts=("id", "size"), acknowledged=("to_ack", "count"), median_days_to_ack=("to_ack", "median"),
+            followed_up=("to_follow_up", "count"), median_days_to_follow_up=("to_follow_up", "median"),
+            untouched=("untouched", "sum")).reset_index()[DELAY_COLUMNS]
+    late = a[a["untouched"]][["id", "service_id", "service_name", "region_code", "indicator", "severity", "age"]]
+    late = late.rename(columns={"age": "days"}).sort_values("days", ascending=False, kind="mergesort")
+    return Feedback(_precision(a), delays, late.reset_index(drop=True), untouched_days)
