@@ -167,6 +167,20 @@ def region_summary(user) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, max_entries=32, show_spinner=False)
+def _feedback(url: str, scope: tuple, version: str, today: str):
+    from alerts.feedback import triage_feedback
+
+    return triage_feedback(_engine(url), scope[0])
+
+
+def triage_feedback(user):
+    """Precision from dismissals, response delays and untouched alerts (managers, national)."""
+    from monitor.vocabulary import dates
+
+    return _feedback(db_url(), _scope_key(user), version(), dates.today().isoformat())
+
+
+@st.cache_data(ttl=TTL, max_entries=32, show_spinner=False)
 def _departments(url: str, scope: tuple, version: str, region: str) -> pd.DataFrame:
     return overview_model.department_summary(_engine(url), scope[0], region)
 

@@ -96,6 +96,13 @@ def md_escape(text: str | None) -> str:
     return out
 
 
+def fr_days(x: float | None) -> str:
+    """« 2,5 j », « — » when unknown."""
+    if x is None or x != x:
+        return "—"
+    return f"{x:.1f}".replace(".", ",") + "\u00a0j"
+
+
 def show_flash() -> None:
     """Show, once, the message an action left for the page that follows it (state.flash)."""
     item = st.session_state.pop("_flash", None)

@@ -8,6 +8,7 @@ module; tests that write work on a copy.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -639,3 +640,23 @@ def test_uninitialised_database_says_how_to_fix(tmp_path, monkeypatch):
     at.run()
     assert not at.exception
     assert at.error and "spsti-monitor init" in at.error[0].value
+
+
+def test_triage_feedback_is_shown_to_managers_and_the_national_level(wdash):
+    """Precision from dismissals and response delays, on the regional view, for the right roles."""
+    from alerts import triage
+
+    eng = db.get_engine(os.environ["SPSTI_MONITOR_DB"])
+    triage.dismiss(eng, USERS["manager"][0], wdash.alerts["84"][0], None, "faux_positif", "vérifié")
+    for role in ("manager", "national"):
+        at = signed_in(role, "views/overview.py")
+        assert not at.exception, at.exception
+        labels = [e.label for e in at.expander]
+        assert "Retour du triage : précision des détecteurs et délais de réponse" in labels, labels
+        frames = [d.value for d in at.dataframe]
+        precision = next(f for f in frames if "Précision" in f.columns)
+        assert (precision["Faux positifs"] >= 1).any() and "0 %" in set(precision["Précision"])
+        delays = next(f for f in frames if "Délai de prise en charge" in f.columns)
+        assert set(delays["Région"]) <= ({"Auvergne-Rhône-Alpes (84)"} if role == "manager" else set(delays["Région"]))
+    at = signed_in("agent", "views/overview.py")
+    assert "Retour du triage : précision des détecteurs et délais de réponse" not in [e.label for e in at.expander]

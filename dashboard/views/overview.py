@@ -29,6 +29,40 @@ def _regions_table(summary: pd.DataFrame) -> None:
     st.dataframe(t, hide_index=True, width="stretch")
 
 
+def _feedback(user) -> None:
+    """What triage says back: precision by detector and indicator, response delays."""
+    fb = state.triage_feedback(user)
+    with st.expander("Retour du triage : précision des détecteurs et délais de réponse", expanded=False):
+        st.caption("Précision : part des alertes décidées (classées ou suivies d'une suite) qui n'étaient pas "
+                   "des faux positifs ; une « erreur de données » compte contre un détecteur statistique.")
+        if fb.precision.empty:
+            st.info("Aucune alerte dans votre périmètre.")
+        else:
+            p = fb.precision
+            st.dataframe(pd.DataFrame({
+                "Détecteur": [ui.DETECTOR_LABELS.get(d, d) for d in p["detector"]],
+                "Indicateur": [readmodel.indicator_label(c) for c in p["indicator"]],
+                "Alertes": p["alerts"], "Décidées": p["decided"], "Faux positifs": p["faux_positif"],
+                "Erreurs de données": p["erreur_donnees"], "Suites": p["suites"],
+                "Précision": ["—" if v != v else f"{ui.fr_int(100 * v)} %" for v in p["precision"]],
+            }), hide_index=True, width="stretch")
+        d = fb.delays
+        if len(d):
+            st.markdown("**Délais de réponse** (jours depuis l'ouverture, médiane)")
+            st.dataframe(pd.DataFrame({
+                "Région": [f"{ui.region_name(r)} ({r})" for r in d["region_code"]],
+                "Gravité": [ui.SEVERITY_LABELS.get(v, v) for v in d["severity"]],
+                "Alertes": d["alerts"], "Prises en charge": d["acknowledged"],
+                "Délai de prise en charge": [ui.fr_days(v) for v in d["median_days_to_ack"]],
+                "Suites": d["followed_up"],
+                "Délai jusqu'à la suite": [ui.fr_days(v) for v in d["median_days_to_follow_up"]],
+                f"Sans action depuis {fb.untouched_days} j": d["untouched"],
+            }), hide_index=True, width="stretch")
+    if len(fb.untouched):
+        st.warning(f"{len(fb.untouched)} alerte(s) sans aucune action depuis {fb.untouched_days} jours ou plus "
+                   "dans votre périmètre : voir la file d'alertes.")
+
+
 def render() -> None:
     user = state.current_user()
     national = user.regions is None
@@ -63,6 +97,9 @@ def render() -> None:
         else:
             st.subheader("Par région", anchor=False)
             _regions_table(summary)
+
+    if user.role in ("manager", "national", "admin"):
+        _feedback(user)
 
     st.subheader("Exploration : région → département → service", anchor=False)
     codes = summary["region_code"].tolist()
@@ -121,3 +158,4 @@ def render() -> None:
 
 if __name__ == "__main__":
     render()
+
