@@ -367,3 +367,16 @@ def test_queue_with_ten_thousand_alerts_renders_within_two_seconds(world, browse
     assert max(timings) < QUEUE_BUDGET_S, timings
     assert warm_login < SIGN_IN_BUDGET_S, warm_login
     assert cold < SIGN_IN_BUDGET_S + 1.0, cold      # first session of a fresh server (imports)
+
+
+def test_manager_reads_triage_feedback_on_the_regional_view(server, browser, world, shots):
+    """The manager opens « Retour du triage » and reads the precision table and the delays."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    sign_in(page, server.base, USERS["manager"][0], "regions")
+    page.get_by_text("Retour du triage : précision des détecteurs et délais de réponse").click()
+    settle(page)
+    no_exception(page)
+    text = page.locator("main").inner_text()
+    assert "Précision : part des alertes décidées" in text and "Délais de réponse" in text
+    screenshot(page, shots, "manager84-retour-du-triage")
+    page.close()
