@@ -14,7 +14,7 @@ Both are read within the user's regions (monitor.accounts.access), like every ot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,25 @@ FEEDBACK_COLUMNS = ["detector", "indicator", "alerts", "decided", "faux_positif"
                     "explication_service", "deja_connu", "suites", "precision"]
 DELAY_COLUMNS = ["region_code", "severity", "alerts", "acknowledged", "median_days_to_ack",
                  "followed_up", "median_days_to_follow_up", "untouched"]
+
+
+def untouched_clause(alert, cutoff: datetime):
+    """SQL condition: an alert still to handle, opened before ``cutoff``, on which nobody (no
+    person: detection does not count) has acted in any way since."""
+    acted = sa.exists().where(AlertEvent.alert_id == alert.c.id, AlertEvent.actor != SYSTEM_ACTOR)
+    return sa.and_(alert.c.status.in_(list(QUEUE)), alert.c.created_at <= cutoff, ~acted)
+
+
+def untouched_alerts(session, who, days: int, now: datetime, limit: int = 20) -> list:
+    """The oldest untouched alerts of the user's regions: (id, service name, region, indicator,
+    severity, created_at), oldest first, at most ``limit``."""
+    a = Alert.__table__
+    q = (sa.select(a.c.id, Service.name, Service.region_code, a.c.indicator, a.c.severity, a.c.created_at)
+         .join(Service, Service.service_id == a.c.service_id)
+         .where(untouched_clause(a, now - timedelta(days=days)),
+                region_clause(Service.region_code, readable_regions(who, None)))
+         .order_by(a.c.created_at, a.c.id).limit(limit))
+    return session.execute(q).all()
 
 
 @dataclass

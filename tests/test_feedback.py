@@ -61,3 +61,32 @@ def test_feedback_from_the_command_line(sqlite_engine, tmp_path):
     assert "Alertes sans aucune action depuis 1 jours ou plus : 0" in r.output   # all opened just now
     r = CliRunner().invoke(cli, ["--db", url, "alerts", "feedback", "--as", "intrus@example.com"])
     assert r.exit_code != 0 and "utilisateur inconnu" in r.output
+
+
+def test_the_queue_flags_alerts_nobody_acted_on(engine, tmp_path):
+    from monitor.readmodels.queue import queue_frame
+
+    w = make_world(engine, tmp_path)
+    triage.acknowledge(engine, w.users["agent84"], w.alerts["s0"], None, "vu")
+    triage.comment(engine, w.users["agent84"], w.alerts["s2"], "à regarder")     # a comment is an action too
+    later = date.today() + timedelta(days=20)
+    q = queue_frame(engine, w.users["manager84"], today=later, untouched_days=14).set_index("id")
+    assert not q.loc[w.alerts["s0"], "untouched"] and not q.loc[w.alerts["s2"], "untouched"]
+    assert q.loc[w.alerts["s4"], "untouched"]
+    assert not queue_frame(engine, w.users["manager84"], untouched_days=14)["untouched"].any()   # too recent
+
+
+def test_managers_digest_flags_alerts_nobody_acted_on(sqlite_engine, tmp_path, monkeypatch):
+    from alerts.notify.digest import build_digests
+
+    monkeypatch.setenv("SPSTI_MONITOR_UNTOUCHED_DAYS", "10")
+    w = make_world(sqlite_engine, tmp_path)
+    triage.acknowledge(sqlite_engine, w.users["agent84"], w.alerts["s0"], None, "vu")
+    later = datetime.now(timezone.utc) + timedelta(days=15)
+    drafts = {d.recipient: d for d in build_digests(sqlite_engine, now=later, base_url="https://x.test").queued}
+    manager = drafts["manager84@dreets.test"]
+    assert sorted(r.id for r in manager.untouched) == sorted([w.alerts["s2"], w.alerts["s4"]])   # 84 only
+    assert "Alertes sans aucune action depuis 10 jours ou plus : 2" in manager.body_text
+    assert f"https://x.test/alerte?id={w.alerts['s4']}" in manager.body_text
+    assert "sans action depuis 10 jours" in manager.subject
+    assert all(not d.untouched for r, d in drafts.items() if r != "manager84@dreets.test")   # agents: no section

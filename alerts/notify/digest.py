@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.vocabulary import dates as timefmt
+from alerts.feedback import untouched_alerts
 from alerts.triage import reappearances
 from monitor.accounts.access import Actor, actor_display
 from monitor.vocabulary.errors import ServiceError
@@ -72,6 +73,7 @@ class DigestDraft:
     from_event_id: int
     to_event_id: int
     items: list[DigestItem]
+    untouched: list = field(default_factory=list)   # managers: alerts nobody acted on for too long
     subject: str = ""
     body_text: str = ""
     body_html: str = ""
@@ -250,8 +252,16 @@ def _groups(items: list[DigestItem]):
     return out
 
 
-def render(user: User, items: list[DigestItem], now: datetime, base_url: str) -> tuple[str, str, str]:
-    """(subject, plain text, HTML) of a digest, in French; user-supplied text escaped in HTML."""
+def render(user: User, items: list[DigestItem], now: datetime, base_url: str,
+           untouched: list | None = None) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of a digest, in French; user-supplied text escaped in HTML.
+    ``untouched``: for a manager, the alerts of their regions nobody has acted on for too long."""
+    untouched = untouched or []
+    days = config.untouched_days()
+    late_lines = [f"  * n° {r.id} — {r.name} ({r.region_code}) — {indicator_label(r.indicator)} — gravité "
+                  f"{severity_fr(r.severity)} — ouverte le {timefmt.fr_date(r.created_at)} : {base_url}/alerte?id={r.id}"
+                  for r in untouched]
+    late_title = f"Alertes sans aucune action depuis {days} jours ou plus : {len(untouched)}"
     shown, hidden = items[:MAX_ITEMS], max(0, len(items) - MAX_ITEMS)
     new = sum(i.is_new for i in items)
     freq = PERIOD_FR.get(user.digest, "")
@@ -259,7 +269,8 @@ def render(user: User, items: list[DigestItem], now: datetime, base_url: str) ->
         else "toutes gravités"
     day = timefmt.fr_date(now)
     subject = (f"Supervision des SPSTI – récapitulatif {freq} du {day} : "
-               f"{plural(len(items), 'alerte')} dont {plural(new, 'nouvelle')}")
+               f"{plural(len(items), 'alerte')} dont {plural(new, 'nouvelle')}"
+               + (f", {len(untouched)} sans action depuis {days} jours" if untouched else ""))
     intro = (f"Voici les alertes nouvelles ou modifiées dans vos régions depuis votre dernier "
              f"récapitulatif ({threshold}) : {plural(len(items), 'alerte')}, dont {plural(new, 'nouvelle')}.")
     footer = (f"Vous recevez ce récapitulatif {freq} ({threshold}) à l'adresse {user.email}. "
@@ -281,6 +292,8 @@ def render(user: User, items: list[DigestItem], now: datetime, base_url: str) ->
                 lines.append("")
     if hidden:
         lines += [f"… et {plural(hidden, 'autre alerte', 'autres alertes')} : voir le tableau de bord.", ""]
+    if untouched:
+        lines += [late_title, *late_lines, ""]
     lines += ["-- ", f"Tableau de bord : {base_url}", footer, ""]
     text = "\n".join(lines)
 
@@ -305,6 +318,13 @@ def render(user: User, items: list[DigestItem], now: datetime, base_url: str) ->
     if hidden:
         parts.append(f'<p>… et {e(plural(hidden, "autre alerte", "autres alertes"))} : '
                      f'<a href="{e(base_url, quote=True)}">voir le tableau de bord</a>.</p>')
+    if untouched:
+        parts.append(f'<h2 style="color: #ce0500">{e(late_title)}</h2><ul>')
+        for r in untouched:
+            parts.append(f'<li><a href="{e(base_url, quote=True)}/alerte?id={r.id}">n° {r.id}</a> — {e(r.name)} '
+                         f'({e(r.region_code)}) — {e(indicator_label(r.indicator))} — gravité '
+                         f'{e(severity_fr(r.severity))} — ouverte le {e(timefmt.fr_date(r.created_at))}</li>')
+        parts.append('</ul>')
     parts += ['<hr>', f'<p><a href="{e(base_url, quote=True)}">Tableau de bord</a></p>',
               f'<p style="font-size: 12px; color: #666">{e(footer)}</p>', '</body></html>']
     return subject, text, "\n".join(parts) + "\n"
@@ -329,8 +349,10 @@ def _draft(session: Session, user: User, now: datetime, to_id: int, base_url: st
     from_id = window_start(session, user, now)
     items = collect(session, user, from_id, to_id, base_url) if to_id > from_id else []
     draft = DigestDraft(user.id, user.email, user.name, from_id, max(from_id, to_id), items)
-    if items:
-        draft.subject, draft.body_text, draft.body_html = render(user, items, now, base_url)
+    if user.role == "manager":      # alerts of their regions left untouched are flagged to managers
+        draft.untouched = untouched_alerts(session, actor, config.untouched_days(), now)
+    if items or draft.untouched:
+        draft.subject, draft.body_text, draft.body_html = render(user, items, now, base_url, draft.untouched)
     else:
         report.nothing_new += 1
     return draft
@@ -345,7 +367,7 @@ def build_digests(engine: sa.Engine, now: datetime | None = None, base_url: str 
     with db.session_scope(engine) as s:
         for uid in _subscribers(s):
             draft = _draft(s, s.get(User, uid), now, to_id, base_url, report)
-            if draft is not None and draft.items:
+            if draft is not None and (draft.items or draft.untouched):
                 report.queued.append(draft)
         s.rollback()
     return report
@@ -384,7 +406,7 @@ def _queue_one(engine: sa.Engine, uid: int, now: datetime, to_id: int, base_url:
             report.concurrent += 1
             s.rollback()
             return
-        if draft.items:
+        if draft.items or draft.untouched:
             s.add(DigestOutbox(user_id=uid, idempotency_key=draft.idempotency_key,
                                from_event_id=draft.from_event_id, to_event_id=draft.to_event_id,
                                recipient=user.email, subject=draft.subject, body_text=draft.body_text,

@@ -9,6 +9,7 @@ import streamlit as st
 
 from monitor.vocabulary.statuses import ALERT_STATUSES, QUEUE, status_label, status_title
 from dashboard import state, ui
+from monitor.config import env
 from monitor.readmodels import queue as queue_model
 TABLE_COLUMNS = {
     "id": "N°", "sev": "Gravité", "service_name": "Service", "region_name": "Région",
@@ -71,6 +72,10 @@ def _counts(view: pd.DataFrame, by_status: pd.DataFrame) -> None:
                    ui.fr_int(counts["severity"][sev]))
     st.caption("Par statut (avec les autres filtres) : " + " · ".join(
         f"{status_label(k)} {ui.fr_int(v)}" for k, v in status_counts.items()))
+    late = int(view["untouched"].sum())
+    if late:
+        st.warning(f"{ui.fr_int(late)} alerte(s) sans aucune action depuis {env.untouched_days()} jours ou plus "
+                   "(marquées « sans action » dans le tableau).")
 
 
 def render() -> None:
@@ -92,7 +97,8 @@ def render() -> None:
     table = view.assign(
         sev=view["severity"].map(ui.SEVERITY_LABELS),
         cat_txt=view["category"].map(ui.CATEGORY_LABELS).fillna(view["category_label"]),
-        status_txt=view["status"].map(status_title) + view["snoozed"].map({True: " (en sourdine)", False: ""}),
+        status_txt=view["status"].map(status_title) + view["snoozed"].map({True: " (en sourdine)", False: ""})
+        + view["untouched"].map({True: " (sans action)", False: ""}),
     )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
     if user.regions is not None and len(user.regions) == 1:
         table = table.drop(columns=["Région"])

@@ -35,3 +35,11 @@ class SmtpSettings:
 
 def base_url() -> str:
     return os.environ.get("SPSTI_MONITOR_BASE_URL", "http://127.0.0.1:8501").rstrip("/")
+
+
+def untouched_days() -> int:
+    """Days after which an open alert nobody has acted on is flagged to its region's managers."""
+    try:
+        return max(1, int(os.environ.get("SPSTI_MONITOR_UNTOUCHED_DAYS", "14")))
+    except ValueError:
+        return 14

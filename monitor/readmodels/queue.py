@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlalchemy as sa
 
+from alerts.feedback import untouched_clause
+from monitor.config import env
 from monitor.store.models import Alert, Region, Service, User
 from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.labels import CATEGORY_FR, SEVERITY_FR, SEVERITY_RANK
@@ -23,10 +25,13 @@ QUEUE_COLUMNS = ["id", "service_id", "service_name", "region_code", "region_name
                  "indicator", "indicator_label", "category", "category_label", "status", "status_label",
                  "severity", "severity_label", "severity_rank", "score", "opened_period", "last_period",
                  "opened_month_index", "last_month_index", "assignee_id", "assignee_name", "snoozed_until",
-                 "snoozed", "explanation", "version"]
+                 "snoozed", "explanation", "version", "untouched"]
 
-def queue_frame(engine: sa.Engine, actor, today: date | None = None) -> pd.DataFrame:
-    """Every alert of the user's regions (all statuses) as one table, most severe first.
+def queue_frame(engine: sa.Engine, actor, today: date | None = None,
+                untouched_days: int | None = None) -> pd.DataFrame:
+    """Every alert of the user's regions (all statuses) as one table, most severe first;
+    ``untouched``: still to handle and nobody has acted on it for ``untouched_days`` days
+    (``$SPSTI_MONITOR_UNTOUCHED_DAYS``, 14 by default).
 
     One SQL query and vectorised labelling, so 10,000 alerts take a few tens of
     milliseconds; filter it with :func:`filter_queue`.
@@ -34,16 +39,20 @@ def queue_frame(engine: sa.Engine, actor, today: date | None = None) -> pd.DataF
     today = today or timefmt.today()
     who = acting_user(engine, actor)
     a, s, r, u = Alert.__table__, Service.__table__, Region.__table__, User.__table__
+    days = untouched_days if untouched_days is not None else env.untouched_days()
+    cutoff = datetime.combine(today - timedelta(days=days), datetime.min.time(), tzinfo=timezone.utc)
+    untouched = untouched_clause(a, cutoff).label("untouched")
     q = (sa.select(a.c.id, a.c.service_id, s.c.name, s.c.region_code, r.c.name, s.c.departments,
                    a.c.indicator, a.c.category, a.c.status, a.c.severity, a.c.score, a.c.opened_period,
                    a.c.last_period, a.c.opened_month_index, a.c.last_month_index, a.c.assignee_id,
-                   u.c.name, a.c.snoozed_until, a.c.explanation, a.c.version)
+                   u.c.name, a.c.snoozed_until, a.c.explanation, a.c.version, untouched)
          .select_from(a.join(s, s.c.service_id == a.c.service_id).join(r, r.c.code == s.c.region_code)
                       .outerjoin(u, u.c.id == a.c.assignee_id))
          .where(region_filter(who, s.c.region_code)))
     cols = ["id", "service_id", "service_name", "region_code", "region_name", "departments", "indicator",
             "category", "status", "severity", "score", "opened_period", "last_period", "opened_month_index",
-            "last_month_index", "assignee_id", "assignee_name", "snoozed_until", "explanation", "version"]
+            "last_month_index", "assignee_id", "assignee_name", "snoozed_until", "explanation", "version",
+            "untouched"]
     with engine.connect() as conn:
         result = conn.execute(q)
         rows = result.cursor.fetchall() if result.cursor is not None else []
@@ -60,6 +69,7 @@ def queue_frame(engine: sa.Engine, actor, today: date | None = None) -> pd.DataF
     df["snoozed"] = (snooze > pd.Timestamp(today)).fillna(False).astype(bool)
     df["assignee_id"] = df["assignee_id"].astype("Int64")
     df["departments"] = df["departments"].fillna("").astype(str)
+    df["untouched"] = df["untouched"].fillna(False).astype(bool)
     df = df.sort_values(["severity_rank", "score", "id"], ascending=[False, False, True], kind="mergesort")
     return df[QUEUE_COLUMNS].reset_index(drop=True)
 
