@@ -28,6 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from alerts.silences import active_silences, worse
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, utcnow
 from monitor.vocabulary.periods import kind_of, month_label, period_code
 from monitor.vocabulary.statuses import ACTIVE, AUTO_RESOLVABLE, FOLLOW_UP_ACTIVE, AlertStatus
@@ -43,6 +44,7 @@ class LifecycleStats:
     reopened: int = 0
     updated: int = 0
     resolved: int = 0
+    silenced: int = 0
     opened_keys: list[tuple[str, str, str, int]] = field(default_factory=list)
 
 
@@ -114,6 +116,7 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
         raise ValueError("resolve_after doit valoir au moins 1 période")
     stats = LifecycleStats()
     alerts = latest_alerts(session)
+    silences = active_silences(session, date.today())
     followed = _followed(session)
     today = date.today()
     by_month = {m: g for m, g in combined.groupby("month_index")} if len(combined) else {}
@@ -136,6 +139,15 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
                     continue
                 seen.add(key)
                 if a is None or (a.status == AlertStatus.DISMISSED and a.normal_streak >= resolve_after):
+                    silence = silences.get(key)
+                    if silence is not None:
+                        value = getattr(r, "value", None)
+                        if not worse(r.indicator, None if value is None or value != value else float(value),
+                                     silence.level):
+                            stats.silenced += 1          # known and explained: no new alert
+                            continue
+                        silence.ended_at, silence.ended_by, silence.ended_reason = utcnow(), SYSTEM_ACTOR, "worsened"
+                        del silences[key]
                     a = Alert(service_id=r.service_id, indicator=r.indicator, category=r.category,
                               status=AlertStatus.OPEN, severity=r.severity, score=float(r.score),
                               detectors=r.detectors, explanation=r.explanation,

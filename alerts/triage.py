@@ -37,6 +37,7 @@ from monitor.store import db
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, FollowUpEvent, Region, Service, User, utcnow
 from monitor.vocabulary.catalogue import DISMISS_REASONS
 from alerts.lifecycle import SYSTEM_ACTOR
+from alerts.silences import silence_for_dismissal
 from monitor.vocabulary.statuses import (ALERT_STATUSES, FOLLOW_UP_ACTIVE, QUEUE, Action, AlertStatus, allowed,
                                          require_transition, status_label, target)
 
@@ -424,8 +425,11 @@ def _active_follow_ups(session: Session, alert_id: int) -> list[int]:
 
 
 def dismiss(engine: sa.Engine, actor, alert_id: int, expected_version: int | None, reason: str,
-            comment: str) -> AlertView:
-    """Classer: a reason from the fixed list and a comment, both required."""
+            comment: str, until: date | None = None, today: date | None = None) -> AlertView:
+    """Classer: a reason from the fixed list and a comment, both required. « Explication fournie
+    par le service » and « déjà connu » also silence the alert's key (alerts.silences) until
+    ``until`` (one year by default) or until the value worsens."""
+    today = today or timefmt.today()
     if reason not in DISMISS_REASONS:
         choices = ", ".join(f"{k} ({v})" for k, v in DISMISS_REASONS.items())
         raise InvalidAction(f"Motif de classement inconnu : {reason} (motifs : {choices}).")
@@ -439,8 +443,11 @@ def dismiss(engine: sa.Engine, actor, alert_id: int, expected_version: int | Non
                                 "clôturez ou abandonnez la suite avant de classer l'alerte.")
         frm = a.status
         a.status, a.dismiss_reason, a.snoozed_until = to, reason, None
-        return [dict(kind="dismissed", from_status=frm, to_status=to, comment=comment,
-                     details={"reason": reason, "reason_label": DISMISS_REASONS[reason]})]
+        silence = silence_for_dismissal(s, who, a, reason, comment, until, today)
+        details = {"reason": reason, "reason_label": DISMISS_REASONS[reason]}
+        if silence is not None:
+            details["silenced_until"] = silence.until.isoformat()
+        return [dict(kind="dismissed", from_status=frm, to_status=to, comment=comment, details=details)]
 
     return _change(engine, actor, alert_id, expected_version, mutate)
 

@@ -289,3 +289,10 @@ def today() -> date:
     from monitor.vocabulary import dates as timefmt
 
     return timefmt.today()
+
+
+def silences(user, alert_id: int):
+    """The silences in force that this alert's dismissal set (not cached: they change on click)."""
+    from alerts.silences import list_silences
+
+    return list_silences(engine(), user.email, alert_id=alert_id)

@@ -660,3 +660,23 @@ def test_triage_feedback_is_shown_to_managers_and_the_national_level(wdash):
         assert set(delays["Région"]) <= ({"Auvergne-Rhône-Alpes (84)"} if role == "manager" else set(delays["Région"]))
     at = signed_in("agent", "views/overview.py")
     assert "Retour du triage : précision des détecteurs et délais de réponse" not in [e.label for e in at.expander]
+
+
+def test_a_known_anomaly_is_silenced_shown_and_lifted_on_the_alert_page(wdash):
+    from alerts.silences import list_silences
+
+    alert_id = wdash.alerts["84"][1]
+    at = signed_in("manager", "views/alert.py", id=alert_id)
+    [s for s in at.selectbox if s.label == "Motif du classement"][0].set_value("deja_connu")
+    [t for t in at.text_area if t.label == "Commentaire (obligatoire)"][0].input("Signalé par la CARSAT en mars.")
+    _form_button(at, "Classer l'alerte").click().run()
+    assert not at.error and not at.exception
+    at = signed_in("manager", "views/alert.py", id=alert_id)
+    shown = " ".join(i.value for i in at.info)
+    assert "Sous silence jusqu'au" in shown and "déjà connu" in shown and USERS["manager"][0] in shown
+    _form_button(at, "Lever le silence").click().run()
+    assert not at.exception
+    eng = db.get_engine(wdash.url)
+    assert list_silences(eng, USERS["manager"][0]) == []
+    (lifted,) = list_silences(eng, USERS["manager"][0], active_only=False)
+    assert lifted.ended_reason == "revoked"

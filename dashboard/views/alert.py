@@ -8,7 +8,9 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from alerts import followups, triage
+from alerts import followups, silences, triage
+from alerts.silences import SILENCING_REASONS
+from monitor.vocabulary.formatting import fmt_value
 from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.errors import ServiceError
 from monitor.vocabulary.statuses import Action, allowed, status_label, status_title
@@ -184,8 +186,13 @@ def _actions(user, a: triage.AlertView, expected: int) -> None:
             with st.form("dismiss"):
                 reason = st.selectbox("Motif du classement", list(DISMISS_REASONS), format_func=DISMISS_REASONS.get)
                 comment = st.text_area("Commentaire (obligatoire)", height=80)
+                until = st.date_input("Silence jusqu'au (motifs « explication fournie » et « déjà connu » : aucune "
+                                      "nouvelle alerte sur cet indicateur tant que la valeur ne s'aggrave pas)",
+                                      value=ui.today() + timedelta(days=365), min_value=ui.today() + timedelta(days=1),
+                                      max_value=ui.today() + timedelta(days=3 * 365), format="DD/MM/YYYY")
                 if st.form_submit_button("Classer l'alerte"):
-                    ui.run_action(lambda: triage.dismiss(eng, user.email, a.id, expected, reason, comment),
+                    ui.run_action(lambda: triage.dismiss(eng, user.email, a.id, expected, reason, comment,
+                                                         until if reason in SILENCING_REASONS else None),
                                   "Alerte classée.")
     with tabs[4]:
         if not allowed(Action.FOLLOW_UP, a.status):
@@ -217,6 +224,20 @@ def _actions(user, a: triage.AlertView, expected: int) -> None:
                 ui.run_action(lambda: triage.comment(eng, user.email, a.id, text), "Commentaire ajouté.")
 
 
+def _silences(user, a: triage.AlertView) -> None:
+    """The silences this alert's dismissal set: who, why, until when; liftable."""
+    for sil in state.silences(user, a.id):
+        level = "" if sil.level is None else f" tant que la valeur ne dépasse pas {fmt_value(a.indicator, sil.level)}"
+        st.info(f"Sous silence jusqu'au {ui.fr_date(sil.until)}{level} : {sil.reason_label.lower()}, "
+                f"par {sil.created_by} le {ui.fr_date(sil.created_at)} ({sil.comment}).")
+        if ui.can_write(user):
+            with st.form(f"unsilence_{sil.id}"):
+                comment = st.text_input("Motif de la levée (facultatif)")
+                if st.form_submit_button("Lever le silence"):
+                    ui.run_action(lambda: silences.revoke_silence(state.engine(), user.email, sil.id, comment),
+                                  "Silence levé : un nouveau constat ouvrira de nouveau une alerte.")
+
+
 def render() -> None:
     user = state.current_user()
     alert_id = ui.query_int("id")
@@ -238,6 +259,7 @@ def render() -> None:
     ui.show_flash()
     _summary(a)
     _charts(user, a)
+    _silences(user, a)
     _actions(user, a, expected)
     _history(user, a)
     ui.remember_version("alert", a.id, a.version)

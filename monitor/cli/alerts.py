@@ -181,12 +181,15 @@ def alerts_unsnooze(app, alert_id, as_user, version, comment):
 @click.option("--reason", required=True,
               help="faux_positif, explication_service, erreur_donnees ou deja_connu.")
 @click.option("--comment", required=True)
+@click.option("--until", default=None, metavar="AAAA-MM-JJ",
+              help="Fin du silence (motifs explication_service et deja_connu ; par défaut dans un an).")
 @click.pass_obj
-def alerts_dismiss(app, alert_id, as_user, version, reason, comment):
-    """Classe une alerte, avec un motif et un commentaire."""
+def alerts_dismiss(app, alert_id, as_user, version, reason, comment, until):
+    """Classe une alerte, avec un motif et un commentaire ; « explication fournie par le service » et
+    « déjà connu » mettent aussi l'indicateur du service sous silence."""
     from alerts.triage import dismiss
 
-    _act(app, dismiss, alert_id, version, reason, comment, as_user=as_user)
+    _act(app, dismiss, alert_id, version, reason, comment, parse_date(until, "fin du silence"), as_user=as_user)
 
 @alerts.command("reopen")
 @click.argument("alert_id", type=int)
@@ -237,3 +240,35 @@ def alerts_feedback(app, as_user, region, untouched_days):
     for r in fb.untouched.itertuples(index=False):
         click.echo(f"  n° {r.id} — {r.service_name} ({r.region_code}) — {label(r.indicator)} — "
                    f"gravité {severity_fr(r.severity)} — {num(r.days, 0)} j")
+
+
+@alerts.command("silences")
+@as_option
+@click.option("--all", "all_silences", is_flag=True, help="Y compris les silences levés ou échus.")
+@click.pass_obj
+def alerts_silences(app, as_user, all_silences):
+    """Liste les silences de vos régions : qui, pourquoi, jusqu'à quand."""
+    from alerts.silences import list_silences
+    from monitor.vocabulary.formatting import fmt_value, label
+
+    rows = run_service(list_silences, app.ready_engine(), as_user, active_only=not all_silences)
+    ended = {"revoked": "levé", "worsened": "fin : valeur aggravée"}
+    for v in rows:
+        state = "en vigueur" if v.active else ended.get(v.ended_reason, "échu")
+        click.echo(f"{v.id}	alerte n° {v.alert_id}	{v.service_name}	{label(v.indicator)}	"
+                   f"niveau {fmt_value(v.indicator, v.level)}	jusqu'au {v.until:%d/%m/%Y}	{v.reason_label}	"
+                   f"par {v.created_by}	{state}	{v.comment}")
+    click.echo(f"{len(rows)} silence(s)", err=True)
+
+
+@alerts.command("unsilence")
+@click.argument("silence_id", type=int)
+@as_option
+@click.option("--comment", default=None)
+@click.pass_obj
+def alerts_unsilence(app, silence_id, as_user, comment):
+    """Lève un silence : le prochain constat de cet indicateur ouvrira de nouveau une alerte."""
+    from alerts.silences import revoke_silence
+
+    v = run_service(revoke_silence, app.ready_engine(), as_user, silence_id, comment)
+    click.echo(f"Silence n° {v.id} levé ({v.service_name}, {v.indicator}).")

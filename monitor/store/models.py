@@ -343,3 +343,26 @@ class UserEvent(Base):
     from_value: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     to_value: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     comment: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class Silence(Base):
+    """A dismissal « explication fournie par le service » or « déjà connu » mutes its service,
+    indicator and category until the value worsens beyond the dismissed level or a date passes,
+    like an Alertmanager silence; visible with who and why, and revocable (migration 0005)."""
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id"), index=True)
+    service_id: Mapped[str] = mapped_column(sa.ForeignKey("services.service_id"))
+    indicator: Mapped[str] = mapped_column(sa.String(64))
+    category: Mapped[str] = mapped_column(sa.String(20))
+    level: Mapped[float | None] = mapped_column(sa.Float, nullable=True)   # the dismissed value
+    until: Mapped[date] = mapped_column(sa.Date)
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    comment: Mapped[str] = mapped_column(sa.Text)
+    created_by: Mapped[str] = mapped_column(sa.String(254))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(sa.String(254), nullable=True)
+    ended_reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)   # revoked, worsened
+
+    __table_args__ = (sa.Index("ix_silences_key", "service_id", "indicator", "category"),)
