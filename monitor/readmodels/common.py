@@ -73,7 +73,7 @@ def peer_scores_of(panel, code: str):
 KEY_INDICATORS = ("vip_init_in_delay_rate", "vip_init_median_delay_days", "reprise_within_8d_rate",
                   "workers_per_physician_fte")
 
-EXTRA_LABELS = {"*": "Rapport mensuel", "agrement": "Agrément", "certification": "Certification"}
+EXTRA_LABELS = {"*": "Rapport complet (tous indicateurs)", "agrement": "Agrément", "certification": "Certification"}
 
 SMALL_MULTIPLE_INDICATORS = tuple(c for c in CATALOGUE if c != "workers_followed") + ("workers_followed",)
 

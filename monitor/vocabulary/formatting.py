@@ -46,7 +46,7 @@ def fmt_value(indicator: str, value: float | None) -> str:
 def label(indicator: str) -> str:
     ind = CATALOGUE.get(indicator)
     if indicator == "*":
-        return "Rapport mensuel"
+        return "Rapport complet (tous indicateurs)"
     return ind.label_fr if ind else indicator
 
 
