@@ -22,6 +22,7 @@ test: venv
 
 bench: venv
 	$(BIN)/python -m fixtures.harness.bench --large
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_dashboard_browser.py -k ten_thousand
 
 fixtures: venv
 	$(BIN)/python -m fixtures.generate

