@@ -22,12 +22,12 @@ import sqlalchemy as sa
 
 from alerts.lifecycle import SYSTEM_ACTOR
 from monitor.accounts.access import readable_regions, region_clause, resolve_actor
+from monitor.config import env
 from monitor.store import db
 from monitor.store.models import Alert, AlertEvent, Service
 from monitor.vocabulary import dates
 from monitor.vocabulary.statuses import QUEUE, AlertStatus
 
-DEFAULT_UNTOUCHED_DAYS = 14
 FEEDBACK_COLUMNS = ["detector", "indicator", "alerts", "decided", "faux_positif", "erreur_donnees",
                     "explication_service", "deja_connu", "suites", "precision"]
 DELAY_COLUMNS = ["region_code", "severity", "alerts", "acknowledged", "median_days_to_ack",
@@ -61,20 +61,24 @@ class Feedback:
     untouched_days: int
 
 
-def _alerts(session, who, region: str | None) -> pd.DataFrame:
+def _alerts(session, who, region: str | None, untouched_since: datetime) -> pd.DataFrame:
+    untouched = untouched_clause(Alert.__table__, untouched_since)
     q = (sa.select(Alert.id, Alert.service_id, Alert.indicator, Alert.category, Alert.status, Alert.severity,
-                   Alert.detectors, Alert.dismiss_reason, Alert.created_at, Service.region_code, Service.name)
+                   Alert.detectors, Alert.dismiss_reason, Alert.created_at, Service.region_code, Service.name,
+                   untouched)
          .join(Service, Service.service_id == Alert.service_id)
          .where(region_clause(Service.region_code, readable_regions(who, region))))
     rows = session.execute(q).all()
-    return pd.DataFrame(rows, columns=["id", "service_id", "indicator", "category", "status", "severity",
-                                       "detectors", "dismiss_reason", "created_at", "region_code", "service_name"])
+    out = pd.DataFrame(rows, columns=["id", "service_id", "indicator", "category", "status", "severity", "detectors",
+                                      "dismiss_reason", "created_at", "region_code", "service_name", "untouched"])
+    out["untouched"] = out["untouched"].fillna(False).astype(bool)
+    return out
 
 
 def _first_events(session, ids: list[int]) -> pd.DataFrame:
-    """Per alert: first prise en charge, first follow-up, first human event of any kind."""
+    """Per alert: its first prise en charge and its first follow-up by a person."""
     if not ids:
-        return pd.DataFrame(columns=["alert_id", "ack", "follow_up", "human"])
+        return pd.DataFrame(columns=["alert_id", "ack", "follow_up"])
     ev = pd.DataFrame(session.execute(
         sa.select(AlertEvent.alert_id, AlertEvent.kind, AlertEvent.at, AlertEvent.actor)
         .where(AlertEvent.alert_id.in_(ids))).all(), columns=["alert_id", "kind", "at", "actor"])
@@ -83,7 +87,6 @@ def _first_events(session, ids: list[int]) -> pd.DataFrame:
     out = pd.DataFrame({"alert_id": ids}).set_index("alert_id")
     out["ack"] = human[human["kind"] == "acknowledged"].groupby("alert_id")["at"].min()
     out["follow_up"] = human[human["kind"].isin(["follow_up", "follow_up_linked"])].groupby("alert_id")["at"].min()
-    out["human"] = human.groupby("alert_id")["at"].min()
     return out.reset_index()
 
 
@@ -115,22 +118,23 @@ def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
 
 
 def triage_feedback(engine: sa.Engine, actor, *, region: str | None = None,
-                    untouched_days: int = DEFAULT_UNTOUCHED_DAYS, now: datetime | None = None) -> Feedback:
+                    untouched_days: int | None = None, now: datetime | None = None) -> Feedback:
     """Precision by detector and indicator from the triage decisions, response delays by
-    region and severity, and the alerts left untouched for ``untouched_days`` days or more."""
+    region and severity, and the alerts left untouched for ``untouched_days`` days or more
+    (``$SPSTI_MONITOR_UNTOUCHED_DAYS`` by default)."""
+    untouched_days = env.untouched_days() if untouched_days is None else untouched_days
     if untouched_days < 1:
         raise ValueError("le délai au-delà duquel une alerte est signalée doit être d'au moins un jour")
     now = now or datetime.now(timezone.utc)
     with db.session_scope(engine) as s:
         who = resolve_actor(s, actor)
-        a = _alerts(s, who, region)
+        a = _alerts(s, who, region, now - timedelta(days=untouched_days))
         first = _first_events(s, [int(i) for i in a["id"]])
     a = a.merge(first, left_on="id", right_on="alert_id", how="left")
     a["created_at"] = [dates.as_utc(t) for t in a["created_at"]]
     a["to_ack"] = _days(a["ack"], a["created_at"])
     a["to_follow_up"] = _days(a["follow_up"], a["created_at"])
     a["age"] = _days(pd.Series([now] * len(a), index=a.index), a["created_at"])
-    a["untouched"] = a["status"].isin(list(QUEUE)) & a["human"].isna() & (a["age"] >= untouched_days)
     if a.empty:
         delays = pd.DataFrame(columns=DELAY_COLUMNS)
     else:

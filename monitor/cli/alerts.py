@@ -207,8 +207,9 @@ def alerts_reopen(app, alert_id, as_user, version, comment):
 @alerts.command("feedback")
 @as_option
 @click.option("--region", default=None, help="Code INSEE d'une de vos régions.")
-@click.option("--untouched-days", type=click.IntRange(1, 3650), default=14, show_default=True,
-              help="Délai (jours) au-delà duquel une alerte sans aucune action est signalée.")
+@click.option("--untouched-days", type=click.IntRange(1, 3650), default=None,
+              help="Délai (jours) au-delà duquel une alerte sans aucune action est signalée "
+                   "(sinon $SPSTI_MONITOR_UNTOUCHED_DAYS, 14 par défaut).")
 @click.pass_obj
 def alerts_feedback(app, as_user, region, untouched_days):
     """Retour du triage : précision par détecteur et indicateur, délais de réponse, alertes sans action."""
@@ -231,12 +232,12 @@ def alerts_feedback(app, as_user, region, untouched_days):
     click.echo("")
     click.echo("Délais de réponse par région et gravité (jours depuis l'ouverture)")
     click.echo("région\tgravité\talertes\tprises en charge\tdélai médian\tsuites\tdélai médian\t"
-               f"sans action depuis {untouched_days} j")
+               f"sans action depuis {fb.untouched_days} j")
     for r in fb.delays.itertuples(index=False):
         click.echo(f"{r.region_code}\t{severity_fr(r.severity)}\t{r.alerts}\t{r.acknowledged}\t"
                    f"{num(r.median_days_to_ack)}\t{r.followed_up}\t{num(r.median_days_to_follow_up)}\t{r.untouched}")
     click.echo("")
-    click.echo(f"Alertes sans aucune action depuis {untouched_days} jours ou plus : {len(fb.untouched)}")
+    click.echo(f"Alertes sans aucune action depuis {fb.untouched_days} jours ou plus : {len(fb.untouched)}")
     for r in fb.untouched.itertuples(index=False):
         click.echo(f"  n° {r.id} — {r.service_name} ({r.region_code}) — {label(r.indicator)} — "
                    f"gravité {severity_fr(r.severity)} — {num(r.days, 0)} j")
