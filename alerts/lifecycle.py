@@ -30,10 +30,10 @@ from sqlalchemy.orm import Session
 
 from alerts.silences import active_silences, worse
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, utcnow
+from monitor.vocabulary.labels import SEVERITY_RANK
 from monitor.vocabulary.periods import kind_of, month_label, period_code
 from monitor.vocabulary.statuses import ACTIVE, AUTO_RESOLVABLE, FOLLOW_UP_ACTIVE, AlertStatus
 
-SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 SYSTEM_ACTOR = "détection"
 DEFAULT_RESOLVE_AFTER = 3
 

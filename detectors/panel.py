@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from monitor.vocabulary.periods import FREQUENCY_RANK, PERIOD_STEP
+
 OBS_COLUMNS = ["service_id", "indicator", "period", "period_kind", "month_index", "value",
                "numerator", "denominator"]
 
@@ -51,7 +53,7 @@ class Panel:
         them by the data-quality detector :class:`detectors.quality.FrequencyMismatch`)."""
         obs = self.observations[self.observations["indicator"] == code]
         if statistical and obs["period_kind"].nunique() > 1:
-            obs = finest_frequency(obs)
+            obs = obs[finest_frequency(obs)]
         if statistical and self.excluded is not None and len(self.excluded):
             ex = self.excluded[self.excluded["indicator"].isin([code, "*"])]
             if len(ex):
@@ -83,7 +85,7 @@ class Panel:
 
     def period_step(self, code: str | None = None) -> int:
         """Months per period of an indicator's frequency (1, 3 or 12)."""
-        return {"M": 1, "Q": 3, "Y": 12}[self.period_kind(code)]
+        return PERIOD_STEP[self.period_kind(code)]
 
     def exclude(self, cells: pd.DataFrame) -> None:
         """Keep these (service_id, indicator, month_index) cells out of statistical detectors."""
@@ -92,11 +94,7 @@ class Panel:
         self.excluded = cells if self.excluded is None else pd.concat([self.excluded, cells], ignore_index=True)
 
 
-FREQUENCY_RANK = {"M": 0, "Q": 1, "Y": 2}
-
-
-def finest_frequency(obs: pd.DataFrame) -> pd.DataFrame:
-    """Only each service's finest frequency of the rows given (one indicator)."""
+def finest_frequency(obs: pd.DataFrame) -> pd.Series:
+    """Whether each row is at its service's finest frequency of the rows given (one indicator)."""
     rank = obs["period_kind"].map(FREQUENCY_RANK)
-    finest = rank.groupby(obs["service_id"]).transform("min")
-    return obs[rank == finest]
+    return rank == rank.groupby(obs["service_id"]).transform("min")

@@ -236,10 +236,9 @@ class PeerOutlier(Detector):
                 continue
             zw = cs.pivot_table(index="month_index", columns="service_id", values="zw", aggfunc="last")
             # Persistence counts observed periods: rows are the periods this indicator was reported.
-            window = cfg.persist_window
             flags = persistent_flags(zw, cfg)
             recent = (zw > cfg.persist_z).astype(float).where(zw.notna()) \
-                .rolling(window, min_periods=1).sum()
+                .rolling(cfg.persist_window, min_periods=1).sum()
             # hysteresis: still beyond the peers' 99.8 % limits, though under the alert limit
             still = ((zw > cfg.persist_z) & ~flags).stack()
             still = still[still].index.to_frame(index=False)
@@ -263,7 +262,7 @@ class PeerOutlier(Detector):
             f["explanation"] = [
                 f"{label(code)} : {fmt_value(code, v)} {period_phrase_fr(m, kind)} contre {fmt_value(code, e)} "
                 f"attendu ; {side} 99,8 % des pairs ({fmt_value(code, b)})"
-                + (f" {k} des {window} {last_periods}" if window > 1 else "")
+                + (f" {k} des {cfg.persist_window} {last_periods}" if cfg.persist_window > 1 else "")
                 + f" (z ajusté {fr_number(z, 1)})"
                 for v, m, e, b, k, z in zip(f["value"], f["month_index"], f["expected"], bound, f["months_out"], f["zw"])]
             f["evidence"] = [

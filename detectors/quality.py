@@ -21,7 +21,7 @@ import pandas as pd
 from monitor.vocabulary.catalogue import CATALOGUE
 from monitor.vocabulary.formatting import fmt_value, label
 from detectors.base import Detector, DetectorConfig, empty_findings
-from detectors.panel import Panel
+from detectors.panel import Panel, finest_frequency
 from monitor.vocabulary.periods import PERIOD_STEP, kind_of, parse_period, period_of_fr, period_phrase_fr
 
 DQ_REASONS = ("probable_percent", "out_of_range", "num_gt_den", "inconsistent",
@@ -227,11 +227,9 @@ class FrequencyMismatch(Detector):
         mixed = kinds[kinds > 1].index
         if not len(mixed):
             return empty_findings()
-        rank = {"M": 0, "Q": 1, "Y": 2}
         o = obs.set_index(["service_id", "indicator"]).loc[mixed].reset_index()
-        o["rank"] = o["period_kind"].map(rank)
-        finest = o.groupby(["service_id", "indicator"])["rank"].transform("min")
-        fine, coarse = o[o["rank"] == finest], o[(o["rank"] > finest) & o["month_index"].isin(np.asarray(months))]
+        at_finest = pd.concat([finest_frequency(g) for _, g in o.groupby("indicator")])
+        fine, coarse = o[at_finest], o[~at_finest & o["month_index"].isin(np.asarray(months))]
         rows = []
         for (sid, code), c in coarse.groupby(["service_id", "indicator"]):
             f = fine[(fine["service_id"] == sid) & (fine["indicator"] == code)]

@@ -53,7 +53,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label
-from monitor.vocabulary.periods import period_name_fr, period_of_fr, period_phrase_fr, since_fr
+from monitor.vocabulary.periods import period_of_fr, period_phrase_fr, since_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.budget import ALERT_BUDGET, budget_arl, budget_z
 from detectors.cusum import calibrate_h, upper_cusum
@@ -440,13 +440,12 @@ class TemporalDrift(Detector):
         months = np.asarray(months)
         if months.size == 0:
             return empty_findings()
+        h, spike_z = cfg.h, cfg.spike_z
         out = []
         for code in cfg.indicators:
             res = residuals(panel, code, cfg)
             if res is None:
                 continue
-            step = panel.period_step(code)
-            h, spike_z = cfg.h, cfg.spike_z
             # Autocorrelated residuals inflate a CUSUM's false alarms: scale them to their
             # long-run standard deviation, sqrt((1 + phi) / (1 - phi)), phi pooled over services.
             phi = pooled_lag1(res.z)
@@ -466,7 +465,7 @@ class TemporalDrift(Detector):
             if ts.size:
                 out.append(self.sustaining(pd.DataFrame({"service_id": res.services[ss],
                                                          "month_index": res.months[ts].astype(int)}), code))
-            if step >= 12:
+            if panel.period_step(code) >= 12:
                 # a yearly survey has too few points for a baseline of the service's own: its
                 # change from the year before is judged against its peers' changes
                 cz, cexp = yearly_change_z(res, CATALOGUE[code].worse)
@@ -513,7 +512,7 @@ class TemporalDrift(Detector):
                           "previous": res.value[ti - 1, si], "previous_month": res.months[ti - 1].astype(int)})
         f["severity"] = np.where(f["z"] > cfg.high_z, "high", "medium")
         f["explanation"] = [
-            f"{label(code)} : {fmt_value(code, v)} en {period_name_fr(m, 'Y')} contre {fmt_value(code, e)} attendu "
+            f"{label(code)} : {fmt_value(code, v)} {period_phrase_fr(m, 'Y')} contre {fmt_value(code, e)} attendu "
             f"au vu de sa valeur {period_of_fr(pm, 'Y')} ({fmt_value(code, pv)}) et de l'évolution des pairs ; "
             f"changement de {fr_number(z, 1)} écarts-types"
             for v, m, e, pv, pm, z in zip(f["value"], f["month_index"], f["expected"], f["previous"],

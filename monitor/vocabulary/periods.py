@@ -104,6 +104,7 @@ def period_label_fr(period: str) -> str:
 # Detection works on month indexes (a quarter or a year counts as of its last month); these
 # name the period a value belongs to as the data and a person would: 2025-03, 2025-Q2, 2024.
 PERIOD_STEP = {"M": 1, "Q": 3, "Y": 12}
+FREQUENCY_RANK = {"M": 0, "Q": 1, "Y": 2}     # finest first
 
 
 def period_code(index: int, kind: str = "M") -> str:
