@@ -13,6 +13,7 @@ from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.errors import ServiceError
 from dashboard import state
 from monitor.vocabulary.catalogue import REGIONS
+from monitor.vocabulary.labels import CATEGORY_FR, SEVERITY_FR
 
 # DSFR (système de design de l'État) colours
 BLUE = "#000091"          # bleu France
@@ -24,9 +25,6 @@ GREY_MID = "#929292"
 GREY_LIGHT = "#DDDDDD"
 GREY_BG = "#F6F6F6"
 SEVERITY_COLOURS = {"high": RED, "medium": "#B34000", "low": "#0063CB"}
-SEVERITY_LABELS = {"high": "Élevée", "medium": "Moyenne", "low": "Faible"}
-CATEGORY_LABELS = {"drift": "Dérive", "peer_outlier": "Écart aux pairs", "rule": "Règle",
-                   "data_quality": "Qualité des données"}
 DETECTOR_LABELS = {
     "peer_funnel": "comparaison aux pairs (entonnoir)",
     "temporal_cusum": "dérive par rapport à son passé (CUSUM)",
@@ -172,6 +170,11 @@ def period_text(period: str | None) -> str:
 
 def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+# the vocabulary's labels, as a table header or a badge writes them
+SEVERITY_LABELS = {k: upper_first(v) for k, v in SEVERITY_FR.items()}
+CATEGORY_LABELS = {k: upper_first(v) for k, v in CATEGORY_FR.items()}
 
 
 def region_name(code: str) -> str:

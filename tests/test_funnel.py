@@ -694,13 +694,9 @@ def test_summary_text():
 
 @pytest.mark.timeout(120)     # a guard against a hang; make bench prints the time
 def test_100_funnels_of_20000_units_score_every_unit_and_see_the_overdispersion():
-    rng = np.random.default_rng(42)
-    panels = []
-    for i in range(100):
-        n = rng.integers(20, 20000, 20000)
-        o = rng.binomial(n, rng.uniform(0.6, 0.9, n.size))
-        panels.append(("proportion", o, n) if i % 2 else ("ratio", o, n * 0.75))
-    for kind, o, n in panels:
+    from fixtures.harness.bench import funnel_panels
+
+    for kind, o, n in funnel_panels():
         r = funnel(o, n, kind=kind)
         assert len(r.table) == 20000 and r.table["z"].notna().all()
         assert r.phi > 1 and r.tau2 > 0 and r.adjusted     # rates drawn between 0.6 and 0.9
