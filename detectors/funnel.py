@@ -99,6 +99,7 @@ __all__ = [
     "FunnelResult",
     "funnel",
     "funnel_limits",
+    "robust_tau2",
     "phe_proportion_limits",
     "outside_limits",
     "winsorise",
@@ -233,6 +234,48 @@ def _tau2(phi: float, s: np.ndarray, used: np.ndarray) -> float:
     if not denominator > 0:
         return 0.0
     return float(max(0.0, (m * phi - (m - 1)) / denominator))
+
+
+def robust_tau2(y: Any, s: Any, target_transformed: float, tau2: float = 0.0,
+                iterations: int = 50) -> float:
+    """The smallest between-unit variance, at least ``tau2``, that gives the adjusted z-scores
+    ``(y - target) / sqrt(s² + tau²)`` a unit robust spread (1.4826 × MAD about their median).
+
+    The DerSimonian-Laird ``tau²`` of :func:`funnel` is estimated from winsorised z-scores: when
+    the units really differ (large services, whose within-unit error is small), winsorising 10 %
+    of each tail shrinks ``phi`` and the adjusted z-scores still run wider than N(0, 1) (a robust
+    spread of 1.3 to 1.5 measured on generated panels, in-control). Raising ``tau²`` until their
+    median absolute deviation is that of a standard normal is a Paule-Mandel-type moment
+    estimator with the mean square replaced by the MAD, so that true outliers do not inflate it.
+    Never lowers ``tau2``; bisection on a monotone bracket.
+    """
+    y = np.asarray(y, dtype=float)
+    s = np.asarray(s, dtype=float)
+    ok = np.isfinite(y) & np.isfinite(s) & (s > 0)
+    d = y[ok] - float(target_transformed)
+    s2 = s[ok] ** 2
+    lo = max(0.0, float(tau2)) if np.isfinite(tau2) else 0.0
+    if d.size < 3:
+        return lo
+
+    def spread(t2: float) -> float:
+        z = d / np.sqrt(s2 + t2)
+        return 1.4826 * float(np.median(np.abs(z - np.median(z))))
+
+    if spread(lo) <= 1.0:
+        return lo
+    hi = max(lo, 1e-12)
+    while spread(hi) > 1.0:
+        hi *= 4.0
+        if hi > 1e6:
+            return lo
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if spread(mid) > 1.0:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 # --------------------------------------------------------------------------- limits

@@ -26,7 +26,8 @@ from monitor.vocabulary.formatting import fmt_value, fr_number, label
 from monitor.vocabulary.periods import LAST_PERIODS_FR, period_phrase_fr
 from detectors.base import Detector, DetectorConfig, empty_findings, severity_from_score
 from detectors.budget import ALERT_BUDGET, budget_z
-from detectors.funnel import funnel, funnel_limits
+from detectors.funnel import funnel, funnel_limits, robust_tau2
+from detectors.intervals import value_interval
 from detectors.panel import Panel
 from monitor.vocabulary.catalogue import CATALOGUE
 
@@ -42,7 +43,9 @@ class PeerConfig(DetectorConfig):
     persist_z: float = Z998
     persist_window: int = 3
     persist_count: int = 2
+    structural_window: int = 3        # periods averaged by the structural test (1: off)
     overdispersion: str = "additive"
+    robust_spread: bool = True        # raise tau² until the adjusted z have unit robust spread
     trim: float = 0.10
     min_units: int = 8
     high_z: float = 5.0
@@ -101,12 +104,25 @@ def _funnel_month(sid, value, num, den, kind: str, scale: float, cfg: PeerConfig
                  overdispersion=cfg.overdispersion, trim=cfg.trim)
     target = res.target if target is None else target
     t = res.table
+    z, lower, upper = t["z_adjusted"].to_numpy(), t["lower_998"].to_numpy(), t["upper_998"].to_numpy()
+    tau2, adjustment = res.tau2, res.adjustment
+    if cfg.robust_spread and cfg.overdispersion == "additive":
+        # the winsorised DerSimonian-Laird tau² leaves real heterogeneity too narrow: widen it
+        # until the month's adjusted z have the spread of a standard normal (robust_tau2)
+        start = res.tau2 if res.adjustment == "additive" else 0.0
+        wider = robust_tau2(t["y"], t["s"], res.target_transformed, start)
+        if wider > start:
+            tau2, adjustment = wider, "additive"
+            z = ((t["y"] - res.target_transformed) / np.sqrt(t["s"] ** 2 + tau2)).to_numpy()
+            lim = funnel_limits(cases, res.target, kind=spec.kind, transform=spec.transform, tau2=tau2,
+                                overdispersion="additive")
+            lower, upper = lim["lower_998"].to_numpy(), lim["upper_998"].to_numpy()
     n = len(sid)
-    return {"service_id": sid, "value": value, "z": t["z_adjusted"].to_numpy(),
+    return {"service_id": sid, "value": value, "z": z,
             "expected": np.full(n, target * to_value),
-            "lower": t["lower_998"].to_numpy() * to_value, "upper": t["upper_998"].to_numpy() * to_value,
-            "numerator": num, "denominator": den, "phi": np.full(n, res.phi), "tau2": np.full(n, res.tau2),
-            "adjustment": np.full(n, res.adjustment, dtype=object), "n_units": np.full(n, n)}
+            "lower": lower * to_value, "upper": upper * to_value,
+            "numerator": num, "denominator": den, "phi": np.full(n, res.phi), "tau2": np.full(n, tau2),
+            "adjustment": np.full(n, adjustment, dtype=object), "n_units": np.full(n, n)}
 
 
 # Scales for the robust z when no counts are available: (forward, inverse, admissible values).
@@ -171,11 +187,34 @@ def funnel_curves(code: str, month: pd.DataFrame, sizes) -> pd.DataFrame:
         ["x", "lower_95", "upper_95", "lower_998", "upper_998"]]
 
 
+def structural_z(zw: pd.DataFrame, window: int) -> pd.DataFrame:
+    """A service's mean worse-side z over its last ``window`` observed periods, standardised by
+    the robust spread (1.4826 × MAD) of those means across the period's services.
+
+    A service persistently beyond its peers is more certain than one period says, as far as its
+    periods' deviations are independent: when they are (noise from period to period), the mean
+    of ``window`` z has a spread near ``1 / sqrt(window)`` and the standardised mean is about
+    ``sqrt(window)`` times one period's z; when the services' differences are persistent (real
+    heterogeneity), the spread stays near 1 and the statistic is one period's z. Either way it is
+    N(0, 1)-like in control, so it is tested at the same limit.
+    """
+    m = zw.rolling(window, min_periods=window).mean()
+    centre = m.median(axis=1)
+    dev = m.sub(centre, axis=0)
+    spread = MAD_SCALE * dev.abs().median(axis=1)
+    spread = spread.where(spread > 0)
+    return dev.div(spread, axis=0)
+
+
 def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
-    """periods × services booleans: beyond the limit now and persistently beyond 99.8 %."""
+    """periods × services booleans: beyond the limit now and persistently beyond 99.8 %, or
+    beyond 99.8 % now with a structural mean (:func:`structural_z`) beyond the limit."""
     beyond = (zw > cfg.persist_z).astype(float).where(zw.notna())
     recent = beyond.rolling(cfg.persist_window, min_periods=1).sum()
-    return (zw > cfg.limit_z) & (recent >= cfg.persist_count)
+    flags = (zw > cfg.limit_z) & (recent >= cfg.persist_count)
+    if cfg.structural_window > 1:
+        flags |= (zw > cfg.persist_z) & (structural_z(zw, cfg.structural_window) > cfg.limit_z)
+    return flags
 
 
 def peer_scores(panel: Panel, code: str, cfg: PeerConfig, upto: int | None = None) -> pd.DataFrame:
@@ -259,19 +298,25 @@ class PeerOutlier(Detector):
             side = "sous la limite basse" if ind.worse == "lower" else "au-dessus de la limite haute"
             kind = panel.period_kind(code)
             last_periods = LAST_PERIODS_FR[kind]
+            ci_lo, ci_hi = value_interval(code, f["numerator"], f["denominator"])
+            ci = [f" (IC 95 % {fmt_value(code, lo)} – {fmt_value(code, hi)})" if np.isfinite(lo) else ""
+                  for lo, hi in zip(ci_lo, ci_hi)]
             f["explanation"] = [
-                f"{label(code)} : {fmt_value(code, v)} {period_phrase_fr(m, kind)} contre {fmt_value(code, e)} "
+                f"{label(code)} : {fmt_value(code, v)}{c} {period_phrase_fr(m, kind)} contre {fmt_value(code, e)} "
                 f"attendu ; {side} 99,8 % des pairs ({fmt_value(code, b)})"
                 + (f" {k} des {cfg.persist_window} {last_periods}" if cfg.persist_window > 1 else "")
                 + f" (z ajusté {fr_number(z, 1)})"
-                for v, m, e, b, k, z in zip(f["value"], f["month_index"], f["expected"], bound, f["months_out"], f["zw"])]
+                for v, c, m, e, b, k, z in zip(f["value"], ci, f["month_index"], f["expected"], bound,
+                                               f["months_out"], f["zw"])]
             f["evidence"] = [
                 {"z_adjusted": round(float(z), 3), "phi": None if pd.isna(p) else round(float(p), 3),
                  "tau2": None if pd.isna(t) else float(t), "n_units": int(n),
                  "numerator": None if pd.isna(a) else float(a),
                  "denominator": None if pd.isna(b) else float(b), "months_out": int(k),
+                 "ci95": None if not np.isfinite(lo) else [round(float(lo), 6), round(float(hi), 6)],
                  "method": "robust_z_log" if code in cfg.robust_indicators else "funnel"}
-                for z, p, t, n, a, b, k in zip(f["zw"], f["phi"], f["tau2"], f["n_units"],
-                                               f["numerator"], f["denominator"], f["months_out"])]
+                for z, p, t, n, a, b, k, lo, hi in zip(f["zw"], f["phi"], f["tau2"], f["n_units"],
+                                                       f["numerator"], f["denominator"], f["months_out"],
+                                                       ci_lo, ci_hi)]
             out.append(self.findings(f))
         return pd.concat(out, ignore_index=True) if out else empty_findings()

@@ -153,3 +153,65 @@ def test_a_yearly_series_is_judged_by_its_change_against_its_peers_changes():
     text = f["explanation"].iloc[0]
     assert "en 2025" in text and "au vu de sa valeur de 2024" in text and "mois" not in text
     assert f["evidence"].iloc[0]["method"] == "yearly_change"
+
+
+def test_tail_factor_reads_heavy_tails_from_the_first_tested_periods():
+    """A quarterly or yearly panel has ~190 residuals per period: the spike test must not
+    assume normal tails until 500 exist (the first tested quarters raised most false alerts)."""
+    from detectors.temporal import tail_factor
+
+    rng = np.random.default_rng(5)
+    heavy = rng.standard_t(3, size=(6, 190)) * 1.4          # wider and heavier than N(0, 1)
+    normal = rng.standard_normal((6, 190))
+    c_heavy, c_normal = tail_factor(heavy), tail_factor(normal)
+    assert c_heavy[0] == 1.0 and c_normal[0] == 1.0        # nothing seen yet
+    assert c_heavy[1] > 1.3                                 # one period of 190 already tells
+    assert (c_normal[1:] < 1.25).all()
+    # with many residuals, the extreme quantile is used again: same answer as a direct reading
+    big = rng.standard_t(3, size=(40, 190))
+    from scipy.stats import norm
+    pooled = big[:-1].ravel()
+    assert tail_factor(big)[-1] == pytest.approx(max(1.0, -np.quantile(pooled, 0.005) / norm.isf(0.005)))
+
+
+def test_own_seasonal_amplitude_is_found_and_shrunk_to_zero_when_absent():
+    """A service that follows the seasons twice as strongly as its peers keeps one national
+    swing in its peer-relative residual: its slope on the swing is about 1; services that follow
+    the seasons like their peers get a slope shrunk to (nearly) zero."""
+    from detectors.temporal import national_season, own_seasonal_amplitude
+
+    rng = np.random.default_rng(8)
+    T, S = 48, 60
+    months = np.arange(T)
+    season = 0.3 * np.sin(2 * np.pi * months / 12) - 0.4 * (months % 12 == 7)   # a deep August
+    amplitude = np.ones(S)
+    amplitude[0] = 2.0
+    y = amplitude[None, :] * season[:, None] + rng.normal(0, 0.05, (T, S))
+    centre = np.median(y, axis=1, keepdims=True)
+    r = y - centre
+    swing = national_season(centre, 12)
+    assert np.isnan(swing[:12]).all() and np.isfinite(swing[12:]).all()
+    beta = own_seasonal_amplitude(r, swing, 24)
+    assert 0.7 < np.median(beta[40:, 0]) < 1.3
+    others = beta[40:, 1:]
+    assert np.median(np.abs(others)) < 0.05
+    assert (beta[:20] == 0).all()                   # too little history: no adjustment
+
+
+def test_a_service_with_deeper_seasons_of_its_own_is_not_a_spike_every_august():
+    from detectors.temporal import TemporalConfig, residuals
+
+    rng = np.random.default_rng(9)
+    T, S = 48, 80
+    months = np.arange(T) + 1          # START is a January: month 8 of the year is August
+    season = np.where(months % 12 == 8, -0.35, 0.0) + 0.1 * np.sin(2 * np.pi * months / 12)
+    amp = np.ones(S)
+    amp[0] = 2.5
+    fte = 10 * np.exp(amp[None, :] * season[:, None] + rng.normal(0, 0.03, (T, S)))
+    panel = value_panel("physician_fte", np.round(fte, 2))
+    adjusted = residuals(panel, "physician_fte", TemporalConfig(own_seasonality=True))
+    plain = residuals(panel, "physician_fte", TemporalConfig(own_seasonality=False))
+    aug = (months % 12 == 8) & (months > 36)
+    # worse side of FTE is lower: z > 0 is a drop
+    assert np.nanmax(plain.z[aug, 0]) > 4.0
+    assert np.nanmax(adjusted.z[aug, 0]) < 3.0

@@ -37,10 +37,14 @@ def demo(app: App, no_dashboard: bool, port: int) -> None:
 @click.option("--matrix", is_flag=True,
               help="Un tableau sur styles × fréquences × graines (par défaut 3 graines, 190 services × 60 mois), "
                    "avec les références et la détectabilité par type d'événement.")
+@click.option("--in-control", "in_control", is_flag=True,
+              help="Panels sans aucun événement : mesure le taux de fausses alertes (calibration) "
+                   "par style × fréquence × graine.")
 def evaluate(seed: tuple[int, ...], n_services: int | None, n_months: int | None, styles: tuple[str, ...],
-             frequencies: tuple[str, ...], matrix: bool) -> None:
+             frequencies: tuple[str, ...], matrix: bool, in_control: bool) -> None:
     """Mesure la détection sur des panels étiquetés (précision, rappel, F1, délai, volume)."""
     from fixtures.harness.evaluation import evaluate_cli
 
     evaluate_cli(seeds=list(seed), n_services=n_services, n_months=n_months, echo=click.echo, matrix=matrix,
-                 styles=list(styles) or None, frequencies=list(frequencies) or None)
+                 styles=list(styles) or None, frequencies=list(frequencies) or None,
+                 in_control_panels=in_control)
