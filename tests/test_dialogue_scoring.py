@@ -66,7 +66,10 @@ def test_years_since_control_are_capped_and_a_clean_service_says_so():
                         _row("F", "Phi", years_since_control=0.2)], columns=INPUT_COLUMNS)
     out = score_services(inp, Weights())
     assert dict(zip(out["service_id"], out["score"])) == {"E": 5.0, "F": 0.0}
-    assert out.loc[out["service_id"] == "F", "reasons"].item() == "aucun signal"
+    assert out.loc[out["service_id"] == "F", "reasons"].item() == "dernier contrôle il y a moins d'un an (0 pt)"
+    assert "dernier contrôle il y a 12 ans (5 pts)" in out.loc[out["service_id"] == "E", "reasons"].item()
+    nothing = pd.DataFrame([_row("G", "Gimel", years_since_control=None)], columns=INPUT_COLUMNS)
+    assert score_services(nothing, Weights(control_years_cap=0)).loc[0, "reasons"] == "aucun signal"
 
 
 def test_every_weight_has_a_french_label():

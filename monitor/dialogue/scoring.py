@@ -114,9 +114,12 @@ def _reasons(row, w: Weights) -> tuple[float, list[str]]:
     if years is None or years != years:
         add(w.control_years_cap, w.year_since_control, "aucun contrôle enregistré")
     else:
-        counted = min(float(int(years)), w.control_years_cap)
-        add(counted, w.year_since_control,
-            f"dernier contrôle il y a {int(years)} {_plural(int(years), 'an', 'ans')}")
+        full = int(years)
+        counted = min(float(full), w.control_years_cap)
+        since = "moins d'un an" if full == 0 else f"{full} {_plural(full, 'an', 'ans')}"
+        # always said, even at no point: a recent control is a reason too
+        parts.append((counted * w.year_since_control,
+                      f"dernier contrôle il y a {since} ({_pts(counted * w.year_since_control)})"))
     score = sum(p for p, _ in parts)
     return score, [t for _, t in parts]
 

@@ -79,17 +79,18 @@ def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
     out["target"] = parse_numbers(df["target"])
     out["label"] = df["label"].astype(str).str.strip()
 
-    ind = out["indicator"].map(CATALOGUE)
-    kind = ind.map(lambda i: i.kind if i else None)
-    lo = ind.map(lambda i: i.lower_bound if i else None).astype(float)
-    hi = ind.map(lambda i: i.upper_bound if i else None).astype(float)
-    worse = ind.map(lambda i: i.worse if i else None)
+    meta = pd.DataFrame.from_dict(
+        {c: {"kind": i.kind, "worse": i.worse, "lo": i.lower_bound, "hi": i.upper_bound}
+         for c, i in CATALOGUE.items()}, orient="index")
+    m = meta.reindex(out["indicator"]).set_index(out.index)
+    kind, worse = m["kind"], m["worse"]
+    lo, hi = m["lo"].astype(float), m["hi"].astype(float)
     t = out["target"]
     checks = [
         (formula_mask(df, REQUIRED + OPTIONAL), "formula"),
         (~luhn_valid_series(sid).astype(bool), "invalid_siret"),
         (~sid.isin(known_services), "unknown_service"),
-        (ind.isna(), "unknown_indicator"),
+        (~out["indicator"].isin(list(CATALOGUE)), "unknown_indicator"),
         (worse.eq("outside"), "no_target"),
         (year.isna() | (year < YEARS[0]) | (year > YEARS[1]), "bad_year"),
         (t.isna(), "bad_number"),
