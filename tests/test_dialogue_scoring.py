@@ -53,6 +53,13 @@ def test_changing_a_weight_changes_the_order_as_predicted():
     assert not out["selected"].any()
 
 
+def test_reasons_name_the_reference_year():
+    inp = _inputs().assign(reference_year=2025)
+    out = score_services(inp, Weights()).set_index("service_id")
+    assert "3 objectifs CPOM non atteints en 2025 (6 pts)" in out.loc["B", "reasons"]
+    assert "1 alerte de qualité des données en 2025 (1 pt)" in out.loc["B", "reasons"]
+
+
 def test_changing_an_input_changes_the_order():
     inp = _inputs()
     inp.loc[inp["service_id"] == "D", "rule_breaches"] = 3      # 1 + 9 = 10

@@ -110,6 +110,7 @@ def programme_inputs(engine: sa.Engine, region: str, year: int) -> pd.DataFrame:
     out["agrement_ending"] = [d is None or d <= end_of_year for d in svc["agrement_end"]]
     out["certification_ending"] = [(lvl is None or lvl != lvl or int(lvl) == 0) or (d is not None and d <= end_of_year)
                                    for lvl, d in zip(svc["certification_level"], svc["certification_end"])]
+    out["reference_year"] = ref
     last = dict(zip(controls["service_id"], controls["last_control"]))
     out["years_since_control"] = [
         None if last.get(s) is None else _years_between(pd.Timestamp(last[s]).date(), start_of_year)

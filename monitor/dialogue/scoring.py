@@ -13,7 +13,8 @@ import pandas as pd
 
 from monitor.vocabulary.formatting import fr_number
 
-#: Columns :func:`score_services` reads (one row per service of the region).
+#: Columns :func:`score_services` reads (one row per service of the region); an optional
+#: ``reference_year`` is named in the reasons about data quality and objectives.
 INPUT_COLUMNS = ["service_id", "service_name", "alerts_high", "alerts_medium", "alerts_low", "persistent",
                  "rule_breaches", "data_quality", "objectives_missed", "agrement_ending", "certification_ending",
                  "years_since_control"]
@@ -102,10 +103,13 @@ def _reasons(row, w: Weights) -> tuple[float, list[str]]:
     add(n, w.persistent, f"{n} {_plural(n, 'alerte ouverte', 'alertes ouvertes')} depuis 6 mois ou plus")
     n = int(row["rule_breaches"])
     add(n, w.rule_breach, f"{n} {_plural(n, 'manquement', 'manquements')} à une règle légale ou d'agrément")
+    ref = row.get("reference_year")
+    when = f" en {int(ref)}" if ref is not None and ref == ref else ""
     n = int(row["data_quality"])
-    add(n, w.data_quality, f"{n} {_plural(n, 'alerte', 'alertes')} de qualité des données")
+    add(n, w.data_quality, f"{n} {_plural(n, 'alerte', 'alertes')} de qualité des données{when}")
     n = int(row["objectives_missed"])
-    add(n, w.objective_missed, f"{n} {_plural(n, 'objectif CPOM non atteint', 'objectifs CPOM non atteints')}")
+    add(n, w.objective_missed,
+        f"{n} {_plural(n, 'objectif CPOM non atteint', 'objectifs CPOM non atteints')}{when}")
     if bool(row["agrement_ending"]):
         add(1, w.agrement_ending, "agrément à renouveler d'ici la fin de l'année")
     if bool(row["certification_ending"]):
