@@ -22,7 +22,13 @@ from monitor.accounts.access import Actor
 from monitor.dialogue.attainment import yearly_values
 from monitor.dialogue.objectives import service_objectives
 from monitor.dialogue.scope import service_region, who
-from monitor.readmodels.common import indicator_label, load_analysis_panel, peer_indicators, peer_scores_of
+from monitor.readmodels.common import (
+    indicator_label,
+    load_analysis_panel,
+    peer_indicators,
+    peer_scores_of,
+    size_dependent,
+)
 from monitor.store import db
 from monitor.store.models import Alert, FollowUp, Quarantine, Region, Service
 from monitor.vocabulary import dates as timefmt
@@ -125,8 +131,10 @@ def _indicators(panel, service_id: str, region_ids: set[str], years: tuple[int, 
         mine = y[y["service_id"] == service_id][["year", "value"]]
         if mine.empty:
             continue
-        frame = (mine.merge(_band(y[y["service_id"].isin(region_ids)], "region"), on="year", how="left")
-                 .merge(_band(y, "nat"), on="year", how="left")
+        # a level that grows with the service's size (FTE) has no meaningful peer band
+        peers = y.iloc[0:0] if code in size_dependent() else y
+        frame = (mine.merge(_band(peers[peers["service_id"].isin(region_ids)], "region"), on="year", how="left")
+                 .merge(_band(peers, "nat"), on="year", how="left")
                  .merge(_funnel_positions(panel, service_id, code), on="year", how="left"))
         if "zw" not in frame:
             frame["zw"] = np.nan

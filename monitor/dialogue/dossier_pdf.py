@@ -88,7 +88,7 @@ def _indicators(d: Dossier) -> str:
         chart = series_chart(f, lambda v, c=ind.code: short_value(c, v), f"{ind.label} ({_unit(ind.code)})")
         rows = [[str(int(r["year"])), short_value(ind.code, r["value"]), short_value(ind.code, r["region_median"]),
                  short_value(ind.code, r["nat_median"]), r["position"]] for _, r in f.iterrows()]
-        blocks.append(f'<div class="graphe">{chart}'
+        blocks.append(f'<div class="graphe"><h3>{escape(ind.label)} ({escape(_unit(ind.code))})</h3>{chart}'
                       + pdf.table(["Année", "Service", "Méd. régionale", "Méd. nationale", "Entonnoir"], rows,
                                   numeric={1, 2, 3})
                       + "</div>")

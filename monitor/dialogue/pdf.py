@@ -29,6 +29,7 @@ td.num, th.num { text-align: right; white-space: nowrap; }
 .saut { page-break-before: always; }
 .graphe { display: inline-block; width: 49%; vertical-align: top; page-break-inside: avoid; margin-bottom: 6px; }
 .graphe table { font-size: 7.5pt; margin-top: 0; }
+.graphe h3 { font-size: 8.5pt; margin: 4px 0 0 0; color: #3a3a3a; }
 .ko { color: #ce0500; font-weight: bold; }
 .ok { color: #18753c; font-weight: bold; }
 .note { color: #666; font-size: 8pt; }

@@ -34,8 +34,9 @@ def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 
 def series_chart(frame: pd.DataFrame, fmt, title: str, width: int = 330, height: int = 150) -> str:
     """``frame``: year, value, nat_p10, nat_p90, region_median (NaN allowed). ``fmt`` formats
-    an axis value. Returns an <svg> element."""
-    left, right, top, bottom = 58, 10, 22, 26
+    an axis value; ``title`` labels the image for screen readers (the page prints the
+    title above the chart, where a long title can wrap). Returns an <svg> element."""
+    left, right, top, bottom = 58, 10, 8, 26
     years = frame["year"].astype(int).tolist()
     cols = [c for c in ("value", "nat_p10", "nat_p90", "region_median") if c in frame]
     vals = frame[cols].to_numpy(dtype=float)
@@ -54,8 +55,7 @@ def series_chart(frame: pd.DataFrame, fmt, title: str, width: int = 330, height:
         return top + ph * (1 - (v - y0) / ((y1 - y0) or 1.0))
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-             f'<text x="{left}" y="13" font-size="10" font-weight="bold" fill="{TEXT}">{escape(title)}</text>']
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
     for t in ticks:
         if y0 - 1e-9 <= t <= y1 + 1e-9:
             parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
