@@ -30,14 +30,19 @@ overview = st.Page(ui.PAGE_OVERVIEW, icon=":material/map:", url_path="regions",
                    title="Vue nationale" if user is None or user.regions is None else "Vue régionale")
 follow_ups = st.Page(ui.PAGE_FOLLOW_UPS, title="Suites", icon=":material/assignment:", url_path="suites")
 data = st.Page(ui.PAGE_DATA, title="Données", icon=":material/database:", url_path="donnees")
+programme = st.Page(ui.PAGE_PROGRAMME, title="Programme de contrôle", icon=":material/event_note:",
+                    url_path="programme")
 admin = st.Page(ui.PAGE_ADMIN, title="Administration", icon=":material/manage_accounts:", url_path="administration")
 
 if user is None:
-    st.navigation([queue, alert, service, overview, follow_ups, data, admin], position="hidden")
+    st.navigation([queue, alert, service, overview, follow_ups, data, programme, admin], position="hidden")
     login.render()
     st.stop()
 
 sections = {"Surveillance": [queue, alert, service, overview], "Suivi": [follow_ups, data]}
+if user.role in ("manager", "national", "admin"):
+    # the yearly control programme: arrêté by managers, read by the national level
+    sections["Suivi"].append(programme)
 if user.role == "admin":
     sections["Administration"] = [admin]
 nav = st.navigation(sections)

@@ -46,6 +46,7 @@ PAGE_OVERVIEW = "views/overview.py"
 PAGE_FOLLOW_UPS = "views/followups.py"
 PAGE_DATA = "views/data.py"
 PAGE_ADMIN = "views/admin.py"
+PAGE_PROGRAMME = "views/programme.py"
 
 _CSS = f"""
 <style>

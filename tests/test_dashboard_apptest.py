@@ -680,3 +680,79 @@ def test_a_known_anomaly_is_silenced_shown_and_lifted_on_the_alert_page(wdash):
     assert list_silences(eng, USERS["manager"][0]) == []
     (lifted,) = list_silences(eng, USERS["manager"][0], active_only=False)
     assert lifted.ended_reason == "revoked"
+
+
+# --------------------------------------------------------------------------- the yearly work (issue 14)
+
+def _load_objectives(world: DashWorld, tmp_path: Path) -> str:
+    from monitor.ingest.objectives import load_objectives
+
+    sid = world.service("84")
+    (tmp_path / "obj.csv").write_text(
+        "service_id,indicator,year,target,label\n"
+        f"{sid},vip_init_in_delay_rate,2025,0.99,Objectif VIP très ambitieux\n"
+        f"{sid},vip_init_median_delay_days,2025,500,Délai tenu\n", encoding="utf-8")
+    eng = db.get_engine(world.url)
+    load_objectives(eng, tmp_path / "obj.csv")
+    eng.dispose()
+    return sid
+
+
+def test_service_page_shows_objectives_and_produces_the_dossier(wdash, tmp_path):
+    import subprocess
+
+    sid = _load_objectives(wdash, tmp_path)
+    at = signed_in("agent", "views/service.py", siret=sid)
+    assert not at.exception
+    objectives = next(d.value for d in at.dataframe if "Atteinte" in d.value.columns)
+    status = dict(zip(objectives["Objectif"], objectives["Atteinte"]))
+    assert status["Objectif VIP très ambitieux"].startswith("non atteint")
+    assert status["Délai tenu"].startswith("atteint")
+    assert not at.get("download_button") or all(b.proto.label != "Télécharger le dossier"
+                                               for b in at.get("download_button"))
+    next(b for b in at.button if b.label == "Préparer le dossier de dialogue (PDF)").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(b.proto.label == "Télécharger le dossier" for b in at.get("download_button"))
+    data = at.session_state[f"dossier_pdf_{sid}"]
+    assert data[:5] == b"%PDF-"
+    (tmp_path / "d.pdf").write_bytes(data)
+    text = subprocess.run(["pdftotext", str(tmp_path / "d.pdf"), "-"], capture_output=True, text=True,
+                          timeout=60).stdout
+    name = wdash.services.set_index("service_id").at[sid, "name"]
+    assert "Dossier de dialogue de gestion" in text and name in text and "Objectif VIP très ambitieux" in text
+
+
+def test_regional_view_shows_territorial_steering_in_scope(wdash, tmp_path):
+    _load_objectives(wdash, tmp_path)
+    at = signed_in("agent", "views/overview.py")
+    assert "Pilotage territorial : objectifs CPOM atteints" in [s.value for s in at.subheader]
+    steer = next(d.value for d in at.dataframe if "Région" in d.value.columns and len(d.value.columns) == 3)
+    assert steer["Région"].tolist() == ["Auvergne-Rhône-Alpes (84)"]
+    assert set(steer.columns) == {"Région", "Taux de VIP initiales dans le délai", "Délai médian avant VIP initiale"}
+    assert steer["Taux de VIP initiales dans le délai"].iloc[0] == "0 % (0/1)"
+    assert steer["Délai médian avant VIP initiale"].iloc[0] == "100 % (1/1)"
+    at = signed_in("agent93", "views/overview.py")
+    assert any("Aucun objectif CPOM" in c.value for c in at.caption)
+
+
+def test_programme_page_for_managers_read_only_for_national(wdash):
+    for role in ("agent", "agent93"):
+        with pytest.raises(ValueError):                       # not declared for agents
+            signed_in(role).switch_page("views/programme.py")
+    at = signed_in("national", "views/programme.py")
+    assert not at.exception and at.title[0].value == "Programme de contrôle"
+    assert any("Lecture seule" in i.value for i in at.info)
+    assert not any(b.label == "Enregistrer le programme" for b in at.button)
+    at = signed_in("manager", "views/programme.py")
+    assert not at.exception, [e.value for e in at.exception]
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert labels == {"Export CSV", "Export PDF", "Export partenaire (ARS)"}
+    assert "Proposition calculée (non enregistrée)" in texts(at).replace("\\", "")
+    next(b for b in at.button if b.label == "Enregistrer le programme").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Programme enregistré par manager84@dreets.test" in texts(at).replace("\\", "")
+    from monitor.dialogue.programme import programme_history
+
+    eng = db.get_engine(wdash.url)
+    assert len(programme_history(eng, "dgt@travail.test", "84", timefmt.today().year + 1)) == 1
+    eng.dispose()

@@ -377,3 +377,31 @@ def test_manager_reads_triage_feedback_on_the_regional_view(server, browser, wor
     assert "Précision : part des alertes décidées" in text and "Délais de réponse" in text
     screenshot(page, shots, "manager84-retour-du-triage")
     page.close()
+
+
+def test_manager_downloads_the_dialogue_dossier(server, browser, world, shots, tmp_path):
+    """The manager opens a service of the region, prepares the dossier, downloads the PDF, and
+    the PDF's text is the dossier of that service."""
+    sid = world.service("84")
+    name = world.services.set_index("service_id").at[sid, "name"]
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    sign_in(page, server.base, USERS["manager"][0], f"service?siret={sid}")
+    no_exception(page)
+    page.get_by_role("button", name="Préparer le dossier de dialogue (PDF)").click()
+    button = page.get_by_role("button", name="Télécharger le dossier")
+    button.wait_for(timeout=120_000)
+    settle(page)
+    with page.expect_download(timeout=60_000) as info:
+        button.click()
+    path = tmp_path / "dossier.pdf"
+    info.value.save_as(str(path))
+    assert info.value.suggested_filename == f"dossier-dialogue-{sid}.pdf"
+    assert path.read_bytes()[:5] == b"%PDF-"
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          timeout=60).stdout
+    first = text.split("\f")[0]
+    assert "Dossier de dialogue de gestion" in first and "Points à aborder" in first
+    assert name in first and sid in first
+    assert "Indicateurs face aux pairs" in text
+    screenshot(page, shots, "manager84-service-dossier")
+    page.close()

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from monitor.vocabulary.formatting import fmt_value
+from monitor.dialogue import objectives as objectives_model
 from dashboard import charts, state, ui
 from monitor.readmodels import common as readmodel
 from monitor.readmodels import overview as overview_model
@@ -63,6 +64,24 @@ def _feedback(user) -> None:
                    "dans votre périmètre : voir la file d'alertes.")
 
 
+def _steering(user) -> None:
+    st.subheader("Pilotage territorial : objectifs CPOM atteints", anchor=False)
+    steer = objectives_model.territorial_steering(state.engine(), user.email)
+    if steer.empty:
+        st.caption("Aucun objectif CPOM enregistré dans votre périmètre (commande « objectives load »).")
+        return
+    years = sorted(steer["year"].unique().tolist(), reverse=True)
+    year = st.selectbox("Année des objectifs", years, key="ov_obj_year")
+    s = steer[steer["year"] == year]
+    table = (s.assign(cell=[f"{ui.fr_int(round(100 * v))} % ({m}/{a})" if a else "pas de données"
+                            for v, m, a in zip(s["share_met"], s["met"], s["assessed"])],
+                      region=s["region_name"] + " (" + s["region_code"] + ")")
+             .pivot(index="region", columns="indicator_label", values="cell").fillna("—"))
+    st.dataframe(table.rename_axis("Région").reset_index(), hide_index=True, width="stretch")
+    st.caption("Part des objectifs atteints parmi ceux qui peuvent être évalués (données reçues), par région et "
+               "par indicateur, du côté défavorable de chaque indicateur. L'année en cours est incomplète.")
+
+
 def render() -> None:
     user = state.current_user()
     national = user.regions is None
@@ -100,6 +119,8 @@ def render() -> None:
 
     if user.role in ("manager", "national", "admin"):
         _feedback(user)
+
+    _steering(user)
 
     st.subheader("Exploration : région → département → service", anchor=False)
     codes = summary["region_code"].tolist()

@@ -9,8 +9,15 @@ from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.errors import ServiceError
 from monitor.vocabulary.statuses import status_title
 from dashboard import charts, state, ui
+from monitor.dialogue import dossier_pdf
+from monitor.dialogue import objectives as objectives_model
 from monitor.readmodels import reception as reception_model
 from monitor.readmodels import services as service_model
+
+
+OBJECTIVE_COLUMNS = {"year": "Année", "indicator_label": "Indicateur", "label": "Objectif", "target_text": "Cible",
+                     "value_text": "Réalisé", "status_fr": "Atteinte", "trend_fr": "Tendance"}
+
 def _pick(user) -> str | None:
     services = state.services(user)
     if services.empty:
@@ -129,6 +136,35 @@ def _data(user, sid: str) -> None:
         st.caption("Aucune ligne rejetée pour ce service.")
 
 
+def _objectives(user, sid: str) -> None:
+    obj = objectives_model.service_objectives(state.engine(), user.email, sid)
+    if obj.empty:
+        st.caption("Aucun objectif CPOM enregistré pour ce service (commande « objectives load »).")
+        return
+    st.dataframe(obj[list(OBJECTIVE_COLUMNS)].rename(columns=OBJECTIVE_COLUMNS).fillna(""), hide_index=True,
+                 width="stretch")
+    st.caption("Atteint : le réalisé n'est pas du côté défavorable de la cible (catalogue « se dégrade quand »). "
+               "Tendance : par rapport à l'année précédente, du même point de vue.")
+
+
+def _dossier(user, p: service_model.ServiceProfile) -> None:
+    key = f"dossier_pdf_{p.service_id}"
+    c = st.columns([2, 2, 3])
+    if c[0].button("Préparer le dossier de dialogue (PDF)", icon=":material/picture_as_pdf:", key="dossier_make"):
+        try:
+            with st.spinner("Préparation du dossier…"):
+                st.session_state[key] = dossier_pdf.dossier_pdf(state.engine(), user.email, p.service_id,
+                                                                panel=state.panel())
+        except ServiceError as exc:
+            ui.error(exc.message)
+    if key in st.session_state:
+        c[1].download_button("Télécharger le dossier", data=st.session_state[key], mime="application/pdf",
+                             file_name=f"dossier-dialogue-{p.service_id}.pdf", icon=":material/download:",
+                             key="dossier_download")
+    c[2].caption("Dossier pour le renouvellement de l'agrément (D4622-48) : points à aborder, calendrier, "
+                 "indicateurs face aux pairs, objectifs du CPOM, alertes et suites, qualité des données.")
+
+
 def render() -> None:
     user = state.current_user()
     sid = ui.query_str("siret")
@@ -152,6 +188,7 @@ def render() -> None:
         del st.query_params["siret"]
         st.rerun()
     _identity(p)
+    _dossier(user, p)
     st.subheader("Indicateurs des 24 derniers mois", anchor=False)
     sm = state.small_multiples(user, p.service_id)
     chart = charts.small_multiples(sm) if len(sm) else None
@@ -161,12 +198,14 @@ def render() -> None:
         st.altair_chart(chart)
         st.caption("Bleu : le service ; rouge : mois signalés par un détecteur ; gris : médiane et bande 10–90 % de "
                    "l'ensemble des services (sans bande pour les indicateurs qui dépendent de la taille).")
-    tabs = st.tabs(["Alertes", "Suites", "Données reçues"])
+    tabs = st.tabs(["Alertes", "Suites", "Objectifs CPOM", "Données reçues"])
     with tabs[0]:
         _alerts(user, p.service_id)
     with tabs[1]:
         _follow_ups(user, p.service_id)
     with tabs[2]:
+        _objectives(user, p.service_id)
+    with tabs[3]:
         _data(user, p.service_id)
 
 

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from monitor.cli import accounts, alerts, data, digest, followups, lab, ops
+from monitor.cli import accounts, alerts, data, dialogue, digest, followups, lab, ops
 from monitor.cli.common import App, CliError
 from monitor.store import db
 
@@ -25,7 +25,8 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 
 
 for command in (data.init, data.services, data.ingest, data.detect, alerts.alerts, followups.followups_group,
-                digest.digest_group, accounts.users, ops.schedule, ops.jobs, ops.dashboard, lab.demo, lab.evaluate):
+                digest.digest_group, accounts.users, ops.schedule, ops.jobs, ops.dashboard, lab.demo, lab.evaluate,
+                dialogue.objectives, dialogue.dossier, dialogue.programme):
     cli.add_command(command)
 
 

@@ -366,3 +366,37 @@ class Silence(Base):
     ended_reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)   # revoked, worsened
 
     __table_args__ = (sa.Index("ix_silences_key", "service_id", "indicator", "category"),)
+
+
+class Objective(Base):
+    """A CPOM objective: a target for one service, indicator and year (migration 0008).
+    A later file replaces the target of the same key; the submission says where it came from."""
+    __tablename__ = "objectives"
+    __table_args__ = (sa.UniqueConstraint("service_id", "indicator", "year", name="uq_objectives_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(sa.ForeignKey("services.service_id"))
+    indicator: Mapped[str] = mapped_column(sa.ForeignKey("indicators.code"))
+    year: Mapped[int] = mapped_column(sa.Integer)
+    target: Mapped[float] = mapped_column(sa.Float)
+    label: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submissions.id"))
+    row_number: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class ProgrammeVersion(Base):
+    """One save of a region's control programme for a year; append-only (migration 0008):
+    the newest version is the programme, the older ones are its audit trail. ``rows`` holds
+    what the programme shows (rank, service, score, selected, reasons, the manager's reason
+    for a changed selection)."""
+    __tablename__ = "programme_versions"
+    __table_args__ = (sa.Index("ix_programme_versions_key", "region_code", "year"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    region_code: Mapped[str] = mapped_column(sa.ForeignKey("regions.code"))
+    year: Mapped[int] = mapped_column(sa.Integer)
+    capacity: Mapped[int] = mapped_column(sa.Integer)
+    weights: Mapped[dict] = mapped_column(sa.JSON)
+    rows: Mapped[list] = mapped_column(sa.JSON)
+    saved_by: Mapped[str] = mapped_column(sa.String(254))
+    saved_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    comment: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
