@@ -249,12 +249,10 @@ def query_int(name: str) -> int | None:
     """A record number from the address (``?id=12``), or None when absent or not a valid one
     (a word, a negative number, or one too large for the database: ``?id=99999999999999999999``)."""
     raw = st.query_params.get(name)
-    if raw in (None, "") or len(str(raw)) > 20:
+    text = "" if raw is None else str(raw).strip()
+    if not text or len(text) > 19 or not (text.isascii() and text.isdigit()):   # int() takes « ٣ »
         return None
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        return None
+    value = int(text)
     return value if 1 <= value <= _MAX_ID else None
 
 
