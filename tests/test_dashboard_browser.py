@@ -162,9 +162,8 @@ def no_exception(page) -> None:
 def test_agent_filters_opens_alert_and_creates_follow_up(server, browser, world, shots):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(f"{server.base}/")
-    page.get_by_label("Adresse électronique").wait_for()
-    settle(page)
-    screenshot(page, shots, "00-connexion")
+    page.get_by_label("Adresse électronique").wait_for()       # the sign-in page (not Streamlit)
+    page.screenshot(path=str(shots / "00-connexion.png"), full_page=True)
     sign_in(page, server.base, USERS["agent"][0])
     no_exception(page)
     assert page.locator("h1").first.inner_text() == "File d'alertes"
