@@ -16,6 +16,7 @@ the developer messages (``clear_cache``, ``debug_*``) that no user needs.
 from __future__ import annotations
 
 import html
+import json
 import os
 from http.cookies import SimpleCookie
 from urllib.parse import quote, urlsplit
@@ -207,17 +208,42 @@ def allowed_backmsg(data: bytes) -> bool:
     return msg.WhichOneof("type") not in _DROPPED_BACKMSGS
 
 
-def _cookie_from_scope(scope) -> str | None:
+def _cookies(scope) -> dict[str, str]:
+    jar = SimpleCookie()
     for name, value in scope.get("headers", []):
         if name == b"cookie":
-            jar = SimpleCookie()
             try:
                 jar.load(value.decode("latin-1"))
             except Exception:
-                return None
-            if sessions.COOKIE_NAME in jar:
-                return jar[sessions.COOKIE_NAME].value
-    return None
+                return {}
+    return {k: m.value for k, m in jar.items()}
+
+
+def _oidc_account(cookies: dict[str, str]) -> str | None:
+    """With OIDC, the e-mail of Streamlit's signed identity cookie (``st.login``) when it is an
+    active local account. Read with Streamlit's own reader of that cookie (signature checked
+    with its cookie_secret); any failure counts as no identity."""
+    try:
+        from streamlit.web.server.starlette.starlette_websocket import _get_signed_cookie_with_chunks
+
+        raw = _get_signed_cookie_with_chunks(cookies, "_streamlit_user")
+        payload = json.loads(raw) if raw else {}
+    except Exception:
+        return None
+    email = payload.get("email") if payload.get("is_logged_in") else None
+    if not email:
+        return None
+    from monitor.readmodels.common import session_user
+
+    user = session_user(_engine(), str(email).strip().lower())       # None if unknown or disabled
+    return user.email if user is not None else None
+
+
+def _signed_in(scope) -> bool:
+    cookies = _cookies(scope)
+    if sessions.resolve(_engine(), cookies.get(sessions.COOKIE_NAME)) is not None:
+        return True
+    return _auth_mode() == "oidc" and _oidc_account(cookies) is not None
 
 
 def _is_page(scope) -> bool:
@@ -247,9 +273,7 @@ class SessionGate:
             or (local and kind == "websocket" and path.endswith("/_stcore/stream")) \
             or (local and kind == "http" and _is_page(scope))
         if needs:
-            cookie = _cookie_from_scope(scope)
-            signed = await run_in_threadpool(sessions.resolve, _engine(), cookie) if cookie else None
-            if signed is None:
+            if not await run_in_threadpool(_signed_in, scope):
                 if kind == "websocket":
                     await send({"type": "websocket.close", "code": 4401})
                     return

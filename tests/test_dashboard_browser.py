@@ -60,11 +60,12 @@ def _command(url: str, port: int) -> list[str]:
 class Dashboard:
     """``spsti-monitor dashboard`` in its own process group, stopped with it."""
 
-    def __init__(self, url: str, log: Path):
-        self.port = _free_port()
+    def __init__(self, url: str, log: Path, port: int | None = None, extra_env: dict | None = None):
+        self.port = port or _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, SPSTI_MONITOR_DB=url)
         env.pop("SPSTI_MONITOR_AUTH", None)
+        env.update(extra_env or {})
         self.log = open(log, "w")
         self.proc = subprocess.Popen(_command(url, self.port), env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True, cwd=log.parent)
