@@ -7,9 +7,10 @@ server-side session (``monitor.accounts.sessions``), sets the signed HttpOnly co
 redirects to the page asked for (a digest link « Voir l'alerte » comes back to its alert).
 
 The gate (``SessionGate``, pure ASGI so that it sees websockets too) with local accounts:
-a page without a valid session is redirected to the sign-in page; the websocket and the
-media files (``/media/…``, the follow-up CSV) are refused. With OIDC the pages and the
-websocket stay open (``st.login`` signs in inside the app), the media files do not. On every
+a page without a valid session is redirected to the sign-in page; the websocket, the
+media files (``/media/…``, the follow-up CSV) and file uploads are refused. With OIDC the
+pages and the websocket stay open (``st.login`` signs in inside the app; Streamlit itself
+refuses to reconnect a session to another identity), the media files and uploads do not. On every
 response it adds X-Frame-Options and a Content-Security-Policy; on every websocket it drops
 the developer messages (``clear_cache``, ``debug_*``) that no user needs.
 """
@@ -269,7 +270,7 @@ class SessionGate:
             return await self.app(scope, receive, send)
         path = scope["path"]
         local = _auth_mode() == "local"
-        needs = (path.startswith("/media/") if kind == "http" else False) \
+        needs = (kind == "http" and (path.startswith("/media/") or path.startswith("/_stcore/upload_file"))) \
             or (local and kind == "websocket" and path.endswith("/_stcore/stream")) \
             or (local and kind == "http" and _is_page(scope))
         if needs:

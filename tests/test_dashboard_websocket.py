@@ -100,6 +100,11 @@ def test_a_known_session_id_without_the_cookie_gets_nothing(server):
         return sid
 
     sid = asyncio.run(scenario())
+    # nor can it upload a file into that session
+    put = urllib.request.Request(f"{server.base}/_stcore/upload_file/{sid}/f1", data=b"x", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(put, timeout=30)
+    assert refused.value.code == 403
     log = Path(server.log.name).read_text()
     assert sid not in log
     assert sid[:8] + "…" in log                          # the warning is there, shortened
