@@ -53,6 +53,6 @@ with st.sidebar:
                 '<button type="submit">Se déconnecter</button></form>')
     elif st.button("Se déconnecter", icon=":material/logout:", key="sign_out"):
         state.oidc_logout()
-        st.rerun()
+        st.stop()             # not st.rerun(): a rerun may drop the redirect st.logout has queued
 
 nav.run()

@@ -40,11 +40,12 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
-    # Streamlit needs inline styles, eval-free scripts of its own origin, data:/blob: images,
-    # and its websocket; nothing may frame it and forms post only to itself.
+    # Streamlit needs inline styles, eval-free scripts of its own origin, data:/blob: images
+    # (and the favicon of a :material/…: page icon, drawn by fonts.gstatic.com), and its
+    # websocket; nothing may frame it and forms post only to itself.
     (b"content-security-policy",
      b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-     b"img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' ws: wss:; "
+     b"img-src 'self' data: blob: https://fonts.gstatic.com; font-src 'self' data:; connect-src 'self' ws: wss:; "
      b"worker-src 'self' blob:; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; "
      b"base-uri 'self'; object-src 'none'"),
 ]

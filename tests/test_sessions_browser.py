@@ -82,6 +82,8 @@ def test_a_sign_in_lasts_across_reloads_tabs_and_digest_links_and_ends_everywher
     first, second = world.alerts["84"][:2]
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
+    blocked: list[str] = []          # what the Content-Security-Policy stopped (it must stop nothing of ours)
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
     # a digest link « Voir l'alerte », not signed in: the sign-in page, then the alert
     page.goto(f"{server.base}/alerte?id={first}")
     _on_sign_in_page(page)
@@ -95,6 +97,8 @@ def test_a_sign_in_lasts_across_reloads_tabs_and_digest_links_and_ends_everywher
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url(f"**/alerte?id={first}", timeout=60_000)
     _signed_in_on(page, f"Alerte n° {first}")
+    page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').first.wait_for(
+        timeout=60_000)                               # the charts draw under the CSP
     (cookie,) = [c for c in context.cookies() if c["name"] == COOKIE]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert page.evaluate("() => document.cookie").find(COOKIE) == -1       # invisible to scripts
@@ -131,6 +135,7 @@ def test_a_sign_in_lasts_across_reloads_tabs_and_digest_links_and_ends_everywher
     # the old cookie, replayed, opens nothing; nor does the CSV address
     assert _get(f"{server.base}/alerte?id={first}", cookie["value"], accept="text/html")[0] == 303
     assert _get(csv_url, cookie["value"])[0] == 403
+    assert not blocked, blocked
     context.close()
 
 

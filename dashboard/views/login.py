@@ -42,7 +42,7 @@ def _oidc() -> None:
                  "de créer votre compte (même adresse électronique).")
         if st.button("Se déconnecter de ProConnect"):
             state.oidc_logout()
-            st.rerun()
+            st.stop()         # not st.rerun(): a rerun may drop the redirect st.logout has queued
         return
     if st.button("Se connecter avec ProConnect", type="primary", icon=":material/login:"):
         try:
