@@ -1,8 +1,9 @@
 """Streamlit entry point: declares the pages (dashboard/views) and requires a signed-in user.
 
 Every page is declared on every run, so that an address such as ``/alerte?id=12`` (the links
-of the e-mail digests) survives the sign-in; a visitor who is not signed in sees the sign-in
-form instead of the page. Administration is only declared for administrators.
+of the e-mail digests) survives the sign-in; a visitor whose session has ended sees the
+sign-in notice instead of the page. Administration is only declared for administrators.
+``server.py`` wraps this script in an ``st.App`` with the sign-in routes and the session gate.
 """
 from __future__ import annotations
 
@@ -50,11 +51,13 @@ nav = st.navigation(sections)
 with st.sidebar:
     st.markdown(f"**{ui.md_escape(user.name)}**  \n{ui.md_escape(user.email)}")
     st.caption(f"{ui.ROLE_LABELS.get(user.role, user.role)} · {ui.regions_text(user)}")
-    if st.button("Se déconnecter", icon=":material/logout:", key="sign_out"):
-        if state.auth_mode() == "oidc":
-            state.oidc_logout()
-        else:
-            state.sign_out()
-        st.rerun()
+    if state.session_cookie() is not None:
+        # the cookie is HttpOnly: only an HTTP response can clear it, so signing out is a form
+        # posted to /deconnexion (dashboard/web.py), which revokes every session of the account
+        st.html('<form method="post" action="/deconnexion" class="spsti-signout">'
+                '<button type="submit">Se déconnecter</button></form>')
+    elif st.button("Se déconnecter", icon=":material/logout:", key="sign_out"):
+        state.oidc_logout()
+        st.stop()             # not st.rerun(): a rerun may drop the redirect st.logout has queued
 
 nav.run()

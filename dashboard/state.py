@@ -22,7 +22,7 @@ from monitor.readmodels import queue as queue_model
 from monitor.readmodels import reception as reception_model
 from monitor.readmodels import services as service_model
 from monitor.store import db
-from monitor.accounts import users
+from monitor.accounts import sessions, users
 
 TTL = 120           # seconds; the data version makes cached answers safe, the TTL bounds memory
 AUTH_ENV = "SPSTI_MONITOR_AUTH"
@@ -70,41 +70,46 @@ def _oidc_email() -> str | None:
     return None
 
 
+def session_cookie() -> str | None:
+    """The signed session cookie this browser sent with its websocket (None without one).
+
+    Read from the connection of the current run, never from ``st.session_state``: a client
+    that reconnects to someone else's Streamlit session id brings its own cookies, not theirs."""
+    try:
+        return st.context.cookies.get(sessions.COOKIE_NAME)
+    except Exception:         # no browser connection (e.g. a bare script run)
+        return None
+
+
 def current_user():
     """The signed-in user as stored now (an :class:`monitor.accounts.access.Actor`), or None.
 
-    Reloaded on every run, so a role or region changed by an administrator applies at once
-    and a disabled account is signed out. With OIDC, the identity provider's e-mail is
-    mapped to the local account that carries the role and regions.
+    Checked on every run against the server-side session (``monitor.accounts.sessions``:
+    revoked, expired, password changed or account locked ends it) and reloaded, so a role or
+    region changed by an administrator applies at once and a disabled account is signed out.
+    With OIDC, the identity provider's e-mail is mapped to the local account that carries the
+    role and regions.
     """
-    email = st.session_state.get("user_email")
-    if email is None and auth_mode() == "oidc":
-        email = _oidc_email()
-        if email == "":
-            st.session_state["oidc_unknown"] = "(identité sans adresse électronique)"
-            return None
-        if email and readmodel.session_user(engine(), email) is None:
-            st.session_state["oidc_unknown"] = email
-            return None
-    if email is None:
+    signed = sessions.resolve(engine(), session_cookie())
+    if signed is not None:
+        return readmodel.session_user(engine(), signed.email)
+    if auth_mode() != "oidc":
+        return None
+    email = _oidc_email()
+    if email == "":
+        st.session_state["oidc_unknown"] = "(identité sans adresse électronique)"
+        return None
+    if not email:
         return None
     user = readmodel.session_user(engine(), email)
     if user is None:
-        st.session_state.pop("user_email", None)
+        st.session_state["oidc_unknown"] = email
     return user
 
 
-def sign_in(user) -> None:
-    st.session_state["user_email"] = user.email
-
-
-def sign_out() -> None:
+def oidc_logout() -> None:
     for key in list(st.session_state.keys()):
         del st.session_state[key]
-
-
-def oidc_logout() -> None:
-    sign_out()
     try:
         st.logout()
     except Exception:

@@ -68,6 +68,8 @@ _CSS = f"""
   .spsti-badge.info {{ color: {BLUE}; background: {BLUE_LIGHT}; border-color: {BLUE_LIGHT}; }}
   .spsti-facts dt {{ color: {GREY}; font-size: 0.8rem; margin-top: 0.4rem; }}
   .spsti-facts dd {{ margin: 0; font-weight: 500; }}
+  .spsti-signout button {{ background: #FFFFFF; color: {BLUE}; border: 1px solid {BLUE}; padding: 0.3rem 0.9rem;
+                           border-radius: 0.25rem; font-size: 0.9rem; cursor: pointer; }}
   div[data-testid="stMetricValue"] {{ color: {BLUE}; }}
   h1, h2, h3 {{ color: #161616; }}
   h1 {{ font-size: 2.1rem !important; line-height: 1.25 !important; }}
@@ -85,14 +87,20 @@ def esc(text) -> str:
     return html.escape("" if text is None else str(text))
 
 
+# Every ASCII punctuation character may be backslash-escaped in CommonMark and then shows as
+# itself; escaping all of those that mean something somewhere (emphasis, links, HTML, tables,
+# math, Streamlit's :red[…] and :material/…: directives, GFM autolinks www.x.fr, http://,
+# a@b.fr, entities &amp;) leaves nothing to interpret. Harmless ones stay readable.
+_MD_SPECIAL = frozenset("\\`*_{}[]<>()#+!|~$:.@&=^")
+
+
 def md_escape(text: str | None) -> str:
-    """Text shown through Markdown elements without being interpreted as Markdown."""
+    """User or data text (service names, notes, comments, e-mails…) shown through a Markdown
+    element (st.markdown, st.caption, st.info, titles, labels) exactly as typed: the one
+    escaping helper of the pages, never interpreted as Markdown, HTML or a link."""
     if text is None:
         return ""
-    out = str(text)
-    for ch in "\\`*_{}[]<>()#+!|~$":
-        out = out.replace(ch, "\\" + ch)
-    return out
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
 
 
 def fr_days(x: float | None) -> str:
@@ -235,17 +243,31 @@ def error(message: str) -> None:
     st.error(md_escape(message), icon=":material/error:")
 
 
+_MAX_ID = 2 ** 63 - 1          # the largest identifier the database can hold (BIGINT)
+
+
 def query_int(name: str) -> int | None:
+    """A record number from the address (``?id=12``), or None when absent or not a valid one
+    (a word, a negative number, or one too large for the database: ``?id=99999999999999999999``)."""
     raw = st.query_params.get(name)
-    try:
-        return int(str(raw).strip()) if raw not in (None, "") else None
-    except ValueError:
+    text = "" if raw is None else str(raw).strip()
+    if not text or len(text) > 19 or not (text.isascii() and text.isdigit()):   # int() takes « ٣ »
         return None
+    value = int(text)
+    return value if 1 <= value <= _MAX_ID else None
+
+
+def query_invalid(name: str) -> str | None:
+    """The text of a parameter given in the address that :func:`query_int` refuses, else None."""
+    raw = st.query_params.get(name)
+    if raw in (None, "") or query_int(name) is not None:
+        return None
+    return str(raw)[:40]
 
 
 def query_str(name: str) -> str | None:
     raw = st.query_params.get(name)
-    return str(raw).strip() if raw not in (None, "") else None
+    return str(raw).strip()[:200] if raw not in (None, "") else None
 
 
 def open_alert(alert_id: int) -> None:

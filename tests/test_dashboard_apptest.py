@@ -24,7 +24,10 @@ from alerts import triage
 from alerts.lifecycle import apply_findings
 from monitor.store import db
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, Service, User
+from monitor.accounts import sessions
 from monitor.accounts.users import add_user
+from dashboard import state as dash_state
+from dashboard.ui import md_escape
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PASSWORD = "mot-de-passe-test"
@@ -132,10 +135,23 @@ def wdash(world, tmp_path, monkeypatch) -> DashWorld:
 
 # --------------------------------------------------------------------------- helpers
 
+@pytest.fixture(autouse=True)
+def _no_cookie(monkeypatch):
+    """AppTest cannot send cookies: the session cookie the browser would send is given by
+    replacing ``state.session_cookie`` (restored after each test); none by default."""
+    monkeypatch.setattr(dash_state, "session_cookie", lambda: None)
+
+
+def sign_in_cookie(role: str) -> str:
+    """A session opened as the sign-in route does, and the cookie value it gives the browser."""
+    return sessions.open_session(db.get_engine(os.environ["SPSTI_MONITOR_DB"]), USERS[role][0])
+
+
 def signed_in(role: str, page: str | None = None, **query) -> AppTest:
     """The app with ``role``'s user signed in, on ``page`` with ``query`` parameters."""
+    cookie = sign_in_cookie(role)
+    dash_state.session_cookie = lambda: cookie          # undone by the _no_cookie fixture
     at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["user_email"] = USERS[role][0]
     at.run()
     assert not at.exception, at.exception
     if page:
@@ -175,59 +191,40 @@ def table(at: AppTest, i: int = 0) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- sign-in
 
-def test_sign_in_required_wrong_password_then_success(dash):
+def test_without_a_session_nothing_is_shown_and_the_sign_in_page_is_linked(dash):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception
     assert at.title[0].value.startswith("Supervision")
-    assert not at.dataframe                       # nothing of the data before signing in
-    at.text_input[0].input("agent84@dreets.test")
-    at.text_input[1].input("faux-mot-de-passe")
-    at.button[0].click()
-    at.run()
-    assert at.error and "incorrect" in at.error[0].value
-    at.text_input[1].input(PASSWORD)
-    at.button[0].click()
-    at.run()
-    assert not at.exception
-    assert at.title[0].value == "File d'alertes"
-    assert "Alice Agent" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert not at.dataframe                       # nothing of the data without a session
+    assert "/connexion?suite=" in "\n".join(str(h.proto.body) for h in at.get("html"))
 
 
-def test_lockout_after_repeated_failures_and_sign_out(wdash):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    for _ in range(5):
-        at.text_input[0].input("agent84@dreets.test")
-        at.text_input[1].input("mauvais")
-        at.button[0].click()
+def test_a_forged_cookie_signs_nobody_in(dash):
+    cookie = sign_in_cookie("agent")
+    token, signature = cookie.rsplit(".", 1)
+    for forged in (token + ".AAAA" + signature[4:], "x" + cookie[1:], token, "", "a" * 5000):
+        dash_state.session_cookie = lambda: forged
+        at = AppTest.from_file(APP, default_timeout=60)
         at.run()
-    at.text_input[1].input(PASSWORD)                  # even the right password is refused now
-    at.button[0].click()
-    at.run()
-    assert at.error and "verrouillé" in at.error[0].value
+        assert not at.exception
+        assert at.title[0].value.startswith("Supervision"), forged
+        assert not at.dataframe
+
+
+def test_revoking_the_session_signs_out_the_open_page(wdash):
+    """Sign-out in another tab, a password change or a lock end the session of an open page
+    at its next run."""
     at = signed_in("manager", "views/queue.py")
     assert at.title[0].value == "File d'alertes"
-    at.sidebar.button(key="sign_out").click().run()
+    eng = db.get_engine(wdash.url)
+    with db.session_scope(eng) as s:
+        uid = s.execute(sa.select(User.id).where(User.email == USERS["manager"][0])).scalar_one()
+        assert sessions.revoke_account(s, uid) >= 1
+    at.run()
     assert at.title[0].value.startswith("Supervision")
     assert not at.dataframe
-
-
-def test_digest_link_survives_sign_in(dash):
-    """/alerte?id=N (the digest links) shows the alert once the user has signed in."""
-    alert_id = dash.alerts["84"][0]
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/alert.py")
-    at.query_params["id"] = str(alert_id)
-    at.run()
-    assert at.title[0].value.startswith("Supervision")      # sign-in form first
-    at.text_input[0].input("agent84@dreets.test")
-    at.text_input[1].input(PASSWORD)
-    at.button[0].click()
-    at.run()
-    assert not at.exception
-    assert at.title[0].value.startswith(f"Alerte n° {alert_id}")
+    assert any("session a pris fin" in i.value for i in at.info)
 
 
 def test_oidc_identity_mapped_to_local_account(dash, monkeypatch):
@@ -673,7 +670,8 @@ def test_a_known_anomaly_is_silenced_shown_and_lifted_on_the_alert_page(wdash):
     assert not at.error and not at.exception
     at = signed_in("manager", "views/alert.py", id=alert_id)
     shown = " ".join(i.value for i in at.info)
-    assert "Sous silence jusqu'au" in shown and "déjà connu" in shown and USERS["manager"][0] in shown
+    assert "Sous silence jusqu'au" in shown and "déjà connu" in shown
+    assert md_escape(USERS["manager"][0]) in shown           # the e-mail, shown as typed (no mailto link)
     _form_button(at, "Lever le silence").click().run()
     assert not at.exception
     eng = db.get_engine(wdash.url)
@@ -756,3 +754,63 @@ def test_programme_page_for_managers_read_only_for_national(wdash):
     eng = db.get_engine(wdash.url)
     assert len(programme_history(eng, "dgt@travail.test", "84", timefmt.today().year + 1)) == 1
     eng.dispose()
+
+
+# --------------------------------------------------------------------------- hostile addresses and text
+
+@pytest.mark.parametrize("bad", ["99999999999999999999", "-1", "0", "abc", "1e5", "12;drop", "٣"])
+def test_a_bad_alert_number_gets_a_french_message_not_a_traceback(dash, bad):
+    at = signed_in("agent", "views/alert.py", id=bad)
+    assert not at.exception, at.exception
+    assert at.error and "n'est pas un numéro d'alerte valide" in at.error[0].value
+    assert "Traceback" not in texts(at) and ".py" not in texts(at)
+
+
+def test_a_long_or_odd_siret_in_the_address_is_refused_in_french(dash):
+    for bad in ("9" * 5000, "<script>", "%00"):
+        at = signed_in("agent", "views/service.py", siret=bad)
+        assert not at.exception, at.exception
+        assert at.error
+
+
+HOSTILE = "www.evil.example :red[ALERTE] [lien](http://evil.example) <b>gras</b> **x** a@b.fr :material/home:"
+
+
+def _markdown_sources(at: AppTest) -> list[str]:
+    """The Markdown source of every element that renders Markdown (titles, texts, notices, captions)."""
+    return [e.value for e in at.title] + [e.value for e in at.markdown] + [e.value for e in at.caption] \
+        + [e.value for e in at.info] + [e.value for e in at.error] + [e.value for e in at.warning] \
+        + [e.value for e in at.subheader] + [m.value for m in at.sidebar.markdown]
+
+
+def test_service_names_and_comments_are_shown_as_typed_never_as_markdown(wdash):
+    """A service name, a user name and a silence comment carrying GFM autolinks, Streamlit
+    colour directives, links and HTML reach the page escaped: the source of every Markdown
+    element holds them only in escaped form, and HTML elements only HTML-escaped."""
+    eng = db.get_engine(wdash.url)
+    alert_id = wdash.alerts["84"][1]
+    with db.session_scope(eng) as s:
+        sid = s.execute(sa.select(Alert.service_id).where(Alert.id == alert_id)).scalar_one()
+        s.execute(sa.update(Service).where(Service.service_id == sid).values(name=HOSTILE))
+        s.execute(sa.update(User).where(User.email == USERS["manager"][0]).values(name=HOSTILE))
+    at = signed_in("manager", "views/alert.py", id=alert_id)
+    [x for x in at.selectbox if x.label == "Motif du classement"][0].set_value("deja_connu")
+    [t for t in at.text_area if t.label == "Commentaire (obligatoire)"][0].input(HOSTILE)
+    _form_button(at, "Classer l'alerte").click().run()
+    assert not at.exception
+    for page, query in (("views/alert.py", {"id": alert_id}), ("views/service.py", {"siret": sid})):
+        at = signed_in("manager", page, **query)
+        assert not at.exception
+        sources = "\n".join(_markdown_sources(at))
+        assert md_escape(HOSTILE) in sources, page                     # shown, and escaped
+        for raw in ("www.evil", ":red[", "](http", "<b>", "**x**", "a@b.fr", ":material/home:"):
+            assert raw not in sources, (page, raw)
+        html_bodies = "\n".join(str(h.proto.body) for h in at.get("html"))
+        assert "<b>gras</b>" not in html_bodies, [b for b in html_bodies.split("\n") if "<b>gras" in b]
+
+
+def test_an_unassigned_alert_shows_a_dash_not_none(dash):
+    at = signed_in("agent", "views/queue.py")
+    assigned = table(at)["Attribuée à"]
+    assert len(assigned) and "—" in set(assigned)
+    assert not any(v is None or str(v) in ("None", "nan", "<NA>") for v in assigned)

@@ -60,11 +60,12 @@ def _command(url: str, port: int) -> list[str]:
 class Dashboard:
     """``spsti-monitor dashboard`` in its own process group, stopped with it."""
 
-    def __init__(self, url: str, log: Path):
-        self.port = _free_port()
+    def __init__(self, url: str, log: Path, port: int | None = None, extra_env: dict | None = None):
+        self.port = port or _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, SPSTI_MONITOR_DB=url)
         env.pop("SPSTI_MONITOR_AUTH", None)
+        env.update(extra_env or {})
         self.log = open(log, "w")
         self.proc = subprocess.Popen(_command(url, self.port), env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True, cwd=log.parent)
@@ -127,10 +128,12 @@ def settle(page, timeout: float = 60_000) -> None:
 
 
 def sign_in(page, base: str, email: str, path: str = "") -> None:
+    """Open ``path``, signing in on the way unless the session cookie is already there."""
     page.goto(f"{base}/{path}")
-    page.get_by_label("Adresse électronique").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    if "/connexion" in page.url:
+        page.get_by_label("Adresse électronique").fill(email)
+        page.get_by_label("Mot de passe").fill(PASSWORD)
+        page.get_by_role("button", name="Se connecter").click()
     page.get_by_role("button", name="Se déconnecter").wait_for(timeout=60_000)
     settle(page)
 
@@ -162,9 +165,8 @@ def no_exception(page) -> None:
 def test_agent_filters_opens_alert_and_creates_follow_up(server, browser, world, shots):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(f"{server.base}/")
-    page.get_by_label("Adresse électronique").wait_for()
-    settle(page)
-    screenshot(page, shots, "00-connexion")
+    page.get_by_label("Adresse électronique").wait_for()       # the sign-in page (not Streamlit)
+    page.screenshot(path=str(shots / "00-connexion.png"), full_page=True)
     sign_in(page, server.base, USERS["agent"][0])
     no_exception(page)
     assert page.locator("h1").first.inner_text() == "File d'alertes"

@@ -228,8 +228,8 @@ def _silences(user, a: triage.AlertView) -> None:
     """The silences this alert's dismissal set: who, why, until when; liftable."""
     for sil in state.silences(user, a.id):
         level = "" if sil.level is None else f" tant que la valeur ne dépasse pas {fmt_value(a.indicator, sil.level)}"
-        st.info(f"Sous silence jusqu'au {ui.fr_date(sil.until)}{level} : {sil.reason_label.lower()}, "
-                f"par {sil.created_by} le {ui.fr_date(sil.created_at)} ({sil.comment}).")
+        st.info(ui.md_escape(f"Sous silence jusqu'au {ui.fr_date(sil.until)}{level} : {sil.reason_label.lower()}, "
+                             f"par {sil.created_by} le {ui.fr_date(sil.created_at)} ({sil.comment})."))
         if ui.can_write(user):
             with st.form(f"unsilence_{sil.id}"):
                 comment = st.text_input("Motif de la levée (facultatif)")
@@ -243,6 +243,9 @@ def render() -> None:
     alert_id = ui.query_int("id")
     if alert_id is None:
         ui.header("Alerte")
+        bad = ui.query_invalid("id")
+        if bad is not None:
+            ui.error(f"« {bad} » n'est pas un numéro d'alerte valide : choisissez une alerte ci-dessous.")
         _pick_alert()
         return
     try:

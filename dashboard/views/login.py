@@ -1,30 +1,38 @@
-"""Connexion: local accounts (argon2, lockout after repeated failures) or ProConnect (OIDC).
+"""Connexion: local accounts sign in on their own page (``/connexion``, dashboard/web.py), which
+sets the session cookie; ProConnect (OIDC) signs in here through ``st.login``.
 
-With ``SPSTI_MONITOR_AUTH=oidc`` the page offers « Se connecter avec ProConnect »
-(``st.login``; see the README, section « Connexion ProConnect (OIDC) »); the identity's
-e-mail must match an active local account, which carries the role and the regions. The
-local form stays available below it as a fallback.
+With local accounts a visitor without a session is redirected to ``/connexion`` before
+Streamlit starts; this page is only seen when a session ends while a tab is open (expired,
+signed out in another tab, password changed): it says so and links back to the sign-in page,
+which returns to the same address. With ``SPSTI_MONITOR_AUTH=oidc`` the page offers « Se
+connecter avec ProConnect » (see the README, section « Connexion ProConnect (OIDC) »); the
+identity's e-mail must match an active local account, which carries the role and the
+regions. The local sign-in page stays available as a fallback.
 """
 from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
 
 import streamlit as st
 
 from dashboard import state, ui
-from monitor.accounts.users import authenticate
+
+SIGN_IN = "/connexion"
 
 
-def _local_form() -> None:
-    with st.form("login"):
-        email = st.text_input("Adresse électronique", autocomplete="username")
-        password = st.text_input("Mot de passe", type="password", autocomplete="current-password")
-        submitted = st.form_submit_button("Se connecter", type="primary")
-    if submitted:
-        user, message = authenticate(state.engine(), email, password)
-        if user is None:
-            ui.error(ui.upper_first(message) + ".")
-        else:
-            state.sign_in(user)
-            st.rerun()
+def _here() -> str:
+    """The path and query of this page, for the sign-in page to come back to."""
+    try:
+        parts = urlsplit(st.context.url or "")
+    except Exception:
+        return "/"
+    path = parts.path or "/"
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def sign_in_link(label: str = "Se connecter") -> None:
+    href = f"{SIGN_IN}?suite={quote(_here(), safe='')}"
+    st.html(f'<p><a href="{ui.esc(href)}" target="_self" style="font-weight:600">{ui.esc(label)}</a></p>')
 
 
 def _oidc() -> None:
@@ -34,7 +42,7 @@ def _oidc() -> None:
                  "de créer votre compte (même adresse électronique).")
         if st.button("Se déconnecter de ProConnect"):
             state.oidc_logout()
-            st.rerun()
+            st.stop()         # not st.rerun(): a rerun may drop the redirect st.logout has queued
         return
     if st.button("Se connecter avec ProConnect", type="primary", icon=":material/login:"):
         try:
@@ -54,8 +62,10 @@ def render() -> None:
         if state.auth_mode() == "oidc":
             _oidc()
             with st.expander("Compte local (secours)"):
-                _local_form()
+                sign_in_link("Se connecter avec un compte local")
         else:
-            _local_form()
+            st.info("Votre session a pris fin (déconnexion, expiration ou changement de mot de passe) : "
+                    "reconnectez-vous.", icon=":material/lock:")
+            sign_in_link()
         st.caption("Après 5 échecs, le compte est verrouillé 15 minutes. Les données affichées sont des "
                    "indicateurs agrégés par service : aucune donnée personnelle ou médicale.")

@@ -99,6 +99,7 @@ def render() -> None:
         cat_txt=view["category"].map(ui.CATEGORY_LABELS).fillna(view["category_label"]),
         status_txt=view["status"].map(status_title) + view["snoozed"].map({True: " (en sourdine)", False: ""})
         + view["untouched"].map({True: " (sans action)", False: ""}),
+        assignee_name=view["assignee_name"].astype(object).where(view["assignee_name"].notna(), "—"),
     )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
     if user.regions is not None and len(user.regions) == 1:
         table = table.drop(columns=["Région"])

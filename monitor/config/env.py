@@ -43,3 +43,30 @@ def untouched_days() -> int:
         return max(1, int(os.environ.get("SPSTI_MONITOR_UNTOUCHED_DAYS", "14")))
     except ValueError:
         return 14
+
+
+def _positive_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, str(default))))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Dashboard sign-ins (``monitor.accounts.sessions``): idle and absolute expiry, the key
+    that signs the cookie, and whether the cookie is marked Secure (behind a TLS proxy)."""
+    idle_minutes: int
+    max_hours: int
+    secret: str | None
+    secure_cookie: bool
+
+    @classmethod
+    def from_env(cls) -> "SessionSettings":
+        env = os.environ.get
+        return cls(
+            idle_minutes=_positive_int("SPSTI_MONITOR_SESSION_IDLE_MINUTES", 120),
+            max_hours=_positive_int("SPSTI_MONITOR_SESSION_MAX_HOURS", 12),
+            secret=env("SPSTI_MONITOR_SESSION_SECRET") or None,
+            secure_cookie=env("SPSTI_MONITOR_COOKIE_SECURE", "false").lower() in ("1", "true", "yes", "oui"),
+        )

@@ -400,3 +400,18 @@ class ProgrammeVersion(Base):
     saved_by: Mapped[str] = mapped_column(sa.String(254))
     saved_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     comment: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class WebSession(Base):
+    """A dashboard sign-in (migration 0007): the browser holds a signed cookie carrying a random
+    token; only the token's SHA-256 is stored. Valid while not revoked, used within the idle
+    delay, younger than the absolute delay, and while the account's password, activity and
+    lock are those it was opened with (``monitor.accounts.sessions``)."""
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    password_tag: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
