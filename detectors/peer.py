@@ -207,13 +207,17 @@ def structural_z(zw: pd.DataFrame, window: int) -> pd.DataFrame:
 
 
 def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
-    """periods × services booleans: beyond the limit now and persistently beyond 99.8 %, or
-    beyond 99.8 % now with a structural mean (:func:`structural_z`) beyond the limit."""
+    """periods × services booleans: persistently beyond 99.8 % (``persist_count`` of the last
+    ``persist_window`` periods, this one included) and beyond the limit, this period or in its
+    structural mean (:func:`structural_z`)."""
     beyond = (zw > cfg.persist_z).astype(float).where(zw.notna())
     recent = beyond.rolling(cfg.persist_window, min_periods=1).sum()
-    flags = (zw > cfg.limit_z) & (recent >= cfg.persist_count)
+    persistent = recent >= cfg.persist_count
+    flags = (zw > cfg.limit_z) & persistent
     if cfg.structural_window > 1:
-        flags |= (zw > cfg.persist_z) & (structural_z(zw, cfg.structural_window) > cfg.limit_z)
+        # the same persistence, with the limit applied to the structural mean instead of this
+        # period alone: one extreme period is still not an alert
+        flags |= persistent & (zw > cfg.persist_z) & (structural_z(zw, cfg.structural_window) > cfg.limit_z)
     return flags
 
 

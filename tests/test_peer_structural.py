@@ -38,3 +38,14 @@ def test_persistent_heterogeneity_gains_nothing():
     ratio = zs.iloc[5:].to_numpy() / z[5:]
     big = np.abs(z[5:]) > 1
     assert np.allclose(np.median(ratio[big]), 1.0, atol=0.1)
+
+
+def test_one_extreme_period_is_still_not_an_alert():
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((12, 100))
+    z[8, 0] = 15.0                                  # one period, far out
+    flags = persistent_flags(_frame(z), PeerConfig())
+    assert not flags.iloc[8, 0]
+    z[9, 0] = 3.5                                   # and beyond 99.8 % the next period
+    flags = persistent_flags(_frame(z), PeerConfig())
+    assert flags.iloc[9, 0]
