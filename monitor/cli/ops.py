@@ -25,7 +25,12 @@ def schedule(app: App, config: str | None, once: bool) -> None:
         raise CliError(str(exc)) from exc
     db.require_schema(engine)
     if not once:
-        sys.exit(sched.serve(engine, settings, echo=click.echo))
+        from monitor.store.locks import LockBusy
+
+        try:
+            sys.exit(sched.serve(engine, settings, echo=click.echo))
+        except LockBusy as exc:
+            raise CliError(str(exc)) from exc
     outcomes = sched.run_once(engine, settings)
     for outcome in outcomes:
         click.echo(outcome.summary_fr())
