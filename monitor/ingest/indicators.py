@@ -330,11 +330,12 @@ def ingest_files(engine: sa.Engine, paths: list[str | Path], source: str = "cli"
 
 
 def _record_failure(engine: sa.Engine, path, message: str, source: str) -> None:
+    from monitor.ingest.readers import checksum_bytes, checksum_file
+
     try:
-        data = Path(path).read_bytes() if Path(path).is_file() else b""
+        checksum = checksum_file(path) if Path(path).is_file() else checksum_bytes(b"")
     except OSError:
-        data = b""
-    from monitor.ingest.readers import checksum_bytes
+        checksum = checksum_bytes(b"")
     with db.session_scope(engine) as s:
-        s.add(Submission(source=source, file_name=Path(path).name, checksum=checksum_bytes(data),
+        s.add(Submission(source=source, file_name=Path(path).name[:255], checksum=checksum,
                          status="failed", error=message))
