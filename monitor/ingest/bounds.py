@@ -45,10 +45,19 @@ def check_file_size(path: Path, limits: InputLimits) -> int:
     return size
 
 
-def file_checksum(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
+def file_checksum(path: Path, max_bytes: int | None = None) -> str:
+    """SHA-256 of a file, read in chunks. A file above ``max_bytes`` (refused unread) is
+    identified by its size, first and last mebibyte instead, so that refusing it stays cheap
+    and the drop folder still recognises it at the next pull."""
     h = hashlib.sha256()
+    size = path.stat().st_size
     with open(path, "rb") as f:
+        if max_bytes is not None and size > max_bytes:
+            h.update(b"oversize:%d:" % size)
+            h.update(f.read(1 << 20))
+            f.seek(max(0, size - (1 << 20)))
+            h.update(f.read(1 << 20))
+            return h.hexdigest()
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -73,7 +82,10 @@ def scan_text(path: Path, limits: InputLimits, utf16: bool) -> str:
             if not utf16 and b"\x00" in chunk:
                 raise InputFileError(f"{path.name} : fichier binaire ou corrompu, ce n'est ni un CSV ni un XLSX")
             arr = np.frombuffer(chunk, dtype=np.uint8)
-            ends = np.flatnonzero(arr == 10)
+            # a line ends with LF, CRLF or a lone CR (old Mac exports)
+            cr = arr == 13
+            cr[:-1] &= arr[1:] != 10
+            ends = np.flatnonzero((arr == 10) | cr)
             if len(ends):
                 gaps = np.diff(ends)
                 first = current + int(ends[0])

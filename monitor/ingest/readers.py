@@ -40,10 +40,11 @@ def checksum_bytes(data: bytes) -> str:
 
 
 def checksum_file(path: str | Path) -> str:
-    """SHA-256 of a file read in chunks (a large file is never held in memory for it)."""
+    """SHA-256 of a file read in chunks (a large file is never held in memory for it); a file
+    over the size limit gets a cheap identity instead (:func:`monitor.ingest.bounds.file_checksum`)."""
     from monitor.ingest.bounds import file_checksum
 
-    return file_checksum(Path(path))
+    return file_checksum(Path(path), input_limits().max_file_bytes)
 
 
 def _decode(data: bytes, name: str) -> tuple[str, str]:
