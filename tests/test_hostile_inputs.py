@@ -232,6 +232,18 @@ def test_not_a_zip_behind_an_xlsx_name(world):
     refused(world, p, "XLSX illisible")
 
 
+def test_xlsx_with_a_corrupt_compressed_sheet(world):
+    _, tmp, sid = world
+    p = write_xlsx(tmp / "deflate_corrompu.xlsx", _sheet_rows(sid, (inline_row(r, [sid, "2025-03", "x", "1"])
+                                                                    for r in range(3, 3000))))
+    data = bytearray(p.read_bytes())
+    start = data.find(b"xl/worksheets/sheet1.xml") + len("xl/worksheets/sheet1.xml")
+    for k in range(start + 200, start + 400):          # inside the sheet's deflate stream
+        data[k] ^= 0x5A
+    p.write_bytes(bytes(data))
+    refused(world, p, "XLSX illisible")
+
+
 # --------------------------------------------------------------------------- text files
 
 def test_file_larger_than_the_size_limit_is_refused_unread(world):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def scan_text(path: Path, limits: InputLimits, utf16: bool) -> str:
                 first = current + int(ends[0])
                 longest = max(first, int(gaps.max()) - 1 if len(gaps) else 0)
                 if longest > longest_allowed:
-                    where = lines + 1 if first > longest_allowed else lines + 2 + int(np.argmax(gaps > longest_allowed))
+                    where = lines + 1 if first > longest_allowed else lines + 2 + int(np.argmax(gaps - 1 > longest_allowed))
                     _too_long(path, where, longest_allowed)
                 lines += len(ends)
                 current = len(chunk) - int(ends[-1]) - 1
@@ -156,10 +157,11 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
                     _scan_xml(z, info, path, limits)
     except zipfile.BadZipFile as exc:
         raise InputFileError(f"{path.name} : classeur XLSX illisible (archive zip corrompue : {exc})") from None
-    except (NotImplementedError, RuntimeError, OSError, EOFError, ValueError) as exc:
+    except (NotImplementedError, RuntimeError, OSError, EOFError, ValueError, zlib.error) as exc:
         if isinstance(exc, InputFileError):
             raise
-        raise InputFileError(f"{path.name} : classeur XLSX illisible ({type(exc).__name__})") from None
+        why = "données compressées corrompues" if isinstance(exc, zlib.error) else type(exc).__name__
+        raise InputFileError(f"{path.name} : classeur XLSX illisible ({why})") from None
 
 
 def _scan_xml(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits: InputLimits) -> None:
