@@ -63,6 +63,9 @@ def test_schedule_command_refuses_a_second_scheduler(sqlite_url, tmp_path):
                                 capture_output=True, text=True, env=env, timeout=120)
         assert second.returncode != 0
         assert "un autre planificateur tourne déjà" in second.stderr and "Traceback" not in second.stderr
+        once = subprocess.run([sys.executable, "-m", "monitor", "--db", sqlite_url, "schedule", "--once"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert once.returncode != 0 and "un autre planificateur tourne déjà" in once.stderr
         assert first.poll() is None
     finally:
         first.terminate()

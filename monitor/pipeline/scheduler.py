@@ -389,10 +389,16 @@ def serve(engine: sa.Engine, settings: Settings, echo: Callable[[str], None] = p
 
 
 def run_once(engine: sa.Engine, settings: Settings) -> list[JobOutcome]:
-    """Every job once, now, in order: the sources, then detection, then the digests."""
-    STOP.clear()
-    outcomes = [run_one(engine, settings, source_job_id(s.name)) for s in settings.sources if s.enabled]
-    outcomes.append(run_one(engine, settings, DETECT))
-    if settings.schedule.digest is not None:
-        outcomes.append(run_one(engine, settings, DIGEST))
-    return outcomes
+    """Every job once, now, in order: the sources, then detection, then the digests.
+
+    Holds the scheduler lock meanwhile: it is a scheduler too (raises ``LockBusy`` when one runs)."""
+    lock = scheduler_lock(engine).acquire()
+    try:
+        STOP.clear()
+        outcomes = [run_one(engine, settings, source_job_id(s.name)) for s in settings.sources if s.enabled]
+        outcomes.append(run_one(engine, settings, DETECT))
+        if settings.schedule.digest is not None:
+            outcomes.append(run_one(engine, settings, DIGEST))
+        return outcomes
+    finally:
+        lock.release()
