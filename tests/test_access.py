@@ -153,17 +153,17 @@ def test_user_administration_is_admin_only_and_audited(engine, tmp_path):
     hist = users_mod.user_history(engine, admin, agent.id)
     assert [(e.kind, e.from_value, e.to_value) for e in hist] == [
         ("regions", "84", "84,93"), ("digest", "daily", "weekly"), ("min_severity", "medium", "high"),
-        ("role", "agent", "manager"), ("password", None, None)]
-    assert {e.actor for e in hist} == {admin.email} and hist[0].comment == "Renfort PACA"
+        ("role", "agent", "manager"), ("password", None, None), ("login", None, None)]
+    assert {e.actor for e in hist[:-1]} == {admin.email} and hist[0].comment == "Renfort PACA"
     assert all("argon2" not in (e.comment or "") for e in hist)
 
     # add_user records the creation (CLI actor) and validates its choices
     created = users_mod.add_user(engine, email="nouvelle@dreets.test", name="Nouvelle", role="agent",
-                                 regions="52", password="motdepasse")
+                                 regions="52", password="motdepasse-solide")
     assert [e.kind for e in users_mod.user_history(engine, admin, created.id)] == ["created"]
     with pytest.raises(users_mod.UserError, match="fréquence"):
         users_mod.add_user(engine, email="x@dreets.test", name="X", role="national", digest="hourly",
-                           password="motdepasse")
+                           password="motdepasse-solide")
 
     # assignment menus: people who may receive work in a region
     assert {u.email for u in users_mod.assignable_users(engine, manager, "84")} == \

@@ -60,3 +60,55 @@ def test_audit_tables_refuse_update_and_delete_from_any_caller(engine, tmp_path)
         with engine.connect() as c:
             assert c.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one() == before
             assert c.execute(sa.text(f"SELECT count(*) FROM {table} WHERE actor LIKE 'quelqu%'")).scalar_one() == 0
+
+
+def _audit_ids(engine, table):
+    with engine.connect() as c:
+        return c.execute(sa.text(f"SELECT id, actor FROM {table} ORDER BY id")).all()
+
+
+def test_replace_and_truncate_cannot_rewrite_or_empty_the_audit(engine, tmp_path):
+    w = make_world(engine, tmp_path)
+    followups.create_follow_up(engine, w.users["agent84"], [w.alerts["s0"]], "controle_sur_pieces",
+                               w.users["agent84"].id, date.today() + timedelta(days=3))
+    users_mod.update_user(engine, w.users["admin"], w.users["agent84"].id, min_severity="low")
+    sqlite = engine.dialect.name == "sqlite"
+    for table in ("alert_events", "follow_up_events", "user_events", "service_events"):
+        before = _audit_ids(engine, table)
+        assert before, table
+        first = before[0][0]
+        if sqlite:
+            statements = [
+                f"INSERT OR REPLACE INTO {table} SELECT * FROM {table} WHERE id = {first}",
+                f"REPLACE INTO {table} SELECT * FROM {table} WHERE id = {first}",
+                f"INSERT OR IGNORE INTO {table} SELECT * FROM {table} WHERE id = {first}",
+            ]
+        else:
+            statements = [f"TRUNCATE {table} CASCADE", f"TRUNCATE TABLE {table}",
+                          f"INSERT INTO {table} SELECT * FROM {table} WHERE id = {first} "
+                          f"ON CONFLICT (id) DO UPDATE SET actor = 'x'"]
+        for sql in statements:
+            with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+                with engine.begin() as c:
+                    c.execute(sa.text(sql))
+        assert _audit_ids(engine, table) == before, table
+
+
+def test_register_changes_leave_events(engine, tmp_path):
+    from helpers import REGISTER_COLUMNS, write_csv
+    from monitor.ingest.register import load_register
+    from monitor.store.models import ServiceEvent
+
+    w = make_world(engine, tmp_path, with_alerts=False)
+    moved = dict(w.services[0], region_code="93", name="Service déménagé")
+    write_csv(tmp_path / "register2.csv", [moved] + w.services[1:], REGISTER_COLUMNS)
+    load_register(engine, tmp_path / "register2.csv")
+    with engine.connect() as c:
+        events = c.execute(sa.select(ServiceEvent.service_id, ServiceEvent.kind, ServiceEvent.from_value,
+                                     ServiceEvent.to_value, ServiceEvent.actor).order_by(ServiceEvent.id)).all()
+    created = [e for e in events if e.kind == "created"]
+    assert len(created) == len(w.services)
+    changes = [tuple(e[:4]) for e in events if e.kind != "created"]
+    assert sorted(changes) == sorted([(w.svc(0), "name", w.services[0]["name"], "Service déménagé"),
+                                      (w.svc(0), "region_code", w.services[0]["region_code"], "93")])
+    assert all(e.actor == "registre register2.csv" for e in events if e.kind != "created")

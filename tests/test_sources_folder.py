@@ -121,6 +121,37 @@ def test_unreadable_file_recorded_once_and_does_not_block_others(engine, tmp_pat
     assert r.status == "ok" and r.files == 1
 
 
+def test_oversize_file_refused_unread_once_and_others_taken(sqlite_engine, tmp_path, monkeypatch):
+    engine = sqlite_engine
+    svcs = load_services(engine, tmp_path)
+    drop = tmp_path / "depot"
+    drop.mkdir()
+    big = drop / "enorme.csv"
+    big.write_bytes(csv_bytes(svcs, ["2025-01", "2025-02"]) * 20)
+    good = drop / "bon.csv"
+    good.write_bytes(csv_bytes(svcs, ["2025-03"]))
+    for p in (big, good):
+        _age(p, 10)
+    monkeypatch.setenv("SPSTI_MONITOR_MAX_FILE_MB", "1")
+    big.write_bytes(big.read_bytes() + b"x" * (1024 * 1024))     # just over 1 MB
+    _age(big, 10)
+    read = []
+    real_read_bytes = Path.read_bytes
+
+    def spy(self):
+        read.append(self.name)
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", spy)
+    r = pull_source(engine, _cfg(drop))
+    assert r.status == "error" and "enorme.csv" in r.error and "trop volumineux" in r.error
+    assert "enorme.csv" not in read                    # never loaded into memory
+    assert sorted((s.file_name, s.status) for s in submissions(engine)) == [("bon.csv", "ingested"),
+                                                                           ("enorme.csv", "failed")]
+    r = pull_source(engine, _cfg(drop))                # recognised: not refused again at every pull
+    assert r.status == "not_modified" and len(submissions(engine)) == 2
+
+
 def test_missing_folder_is_a_retryable_error(sqlite_engine, tmp_path):
     engine = sqlite_engine
     r = pull_source(engine, _cfg(tmp_path / "absent"))

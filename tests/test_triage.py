@@ -189,7 +189,7 @@ def test_real_detection_run_then_triage(sqlite_engine, tmp_path):
     _load(sqlite_engine, tmp_path)
     run_detection(sqlite_engine, as_of="2025-03")
     add_user(sqlite_engine, email="a@dreets.test", name="A", role="agent", regions="84,93,11",
-             password="motdepasse")
+             password="motdepasse-solide")
     queue = triage.list_alerts(sqlite_engine, "a@dreets.test")
     assert queue, "detection should have opened alerts"
     first = queue[0]

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from monitor.store import db
 from monitor.config.env import SmtpSettings
 from monitor.store.models import DigestOutbox
+from monitor.vocabulary.emails import is_email
 
 RETRYABLE = ("pending", "failed")
 MAX_TOTAL_ATTEMPTS = 50           # beyond this a failed row waits for a person
@@ -57,6 +58,8 @@ def _domain(address: str) -> str:
 
 def build_message(row: DigestOutbox, sender: str) -> EmailMessage:
     """The e-mail of an outbox row: plain text and HTML alternatives, a stable Message-ID."""
+    if not is_email(row.recipient or ""):      # "a@x.fr,b@y.fr" in a To: header would mail both
+        raise ValueError(f"adresse du destinataire invalide : {row.recipient!r} (une seule adresse attendue)")
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = row.recipient

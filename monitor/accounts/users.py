@@ -1,17 +1,19 @@
 """Dashboard users: creation and password checks (argon2, lockout)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from monitor.accounts.passwords import MAX_LENGTH, WeakPassword, check_password
 from monitor.store import db
 from monitor.store.models import User, UserEvent, utcnow
 from monitor.vocabulary.catalogue import REGIONS
+from monitor.vocabulary.emails import normalise_email
 
 ROLES = ("agent", "manager", "national", "admin")
 DIGESTS = ("daily", "weekly", "off")
@@ -20,7 +22,7 @@ CLI_ACTOR = "ligne de commande"
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 _HASHER = PasswordHasher()
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SIGN_IN_ACTOR = "connexion"
 
 
 class UserError(ValueError):
@@ -36,6 +38,13 @@ def parse_regions(text: str) -> list[str]:
     return sorted(set(codes))
 
 
+def _check_password(password: str, email: str, role: str) -> None:
+    try:
+        check_password(password, email=email, role=role)
+    except WeakPassword as exc:
+        raise UserError(str(exc)) from None
+
+
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
     if value not in choices:
         raise UserError(f"{what} inconnu(e) : {value} ({', '.join(choices)})")
@@ -44,9 +53,11 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
 def add_user(engine: sa.Engine, *, email: str, name: str, role: str, regions: str = "",
              digest: str = "daily", min_severity: str = "medium", password: str,
              actor: str = CLI_ACTOR) -> User:
-    email = email.strip().lower()
-    if not _EMAIL.match(email):
-        raise UserError(f"adresse électronique invalide : {email}")
+    address = normalise_email(email)
+    if address is None:
+        raise UserError(f"adresse électronique invalide : {email.strip()!r} (une seule adresse, "
+                        f"de la forme prenom.nom@domaine.fr)")
+    email = address
     if role not in ROLES:
         raise UserError(f"rôle inconnu : {role} (agent, manager, national ou admin)")
     _check_choice(digest, DIGESTS, "fréquence de récapitulatif")
@@ -54,8 +65,7 @@ def add_user(engine: sa.Engine, *, email: str, name: str, role: str, regions: st
     codes = parse_regions(regions)
     if role in ("agent", "manager") and not codes:
         raise UserError("un agent ou un responsable doit avoir au moins une région (--regions)")
-    if len(password) < 8:
-        raise UserError("mot de passe trop court (8 caractères au moins)")
+    _check_password(password, email, role)
     with db.session_scope(engine) as s:
         if s.scalar(sa.select(User.id).where(User.email == email)) is not None:
             raise UserError(f"l'utilisateur {email} existe déjà")
@@ -69,32 +79,88 @@ def add_user(engine: sa.Engine, *, email: str, name: str, role: str, regions: st
     return user
 
 
+GENERIC_FAILURE = (f"adresse ou mot de passe incorrect, ou compte verrouillé ({MAX_FAILED_LOGINS} échecs "
+                   f"verrouillent le compte {int(LOCKOUT.total_seconds() // 60)} minutes)")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash of the real cost, verified for unknown addresses so that they take as long."""
+    return _HASHER.hash("compte inexistant : vérification factice")
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+def _record_failure(engine: sa.Engine, user_id: int, now: datetime, locked: bool) -> None:
+    """Count one failed sign-in in a single UPDATE (no read-modify-write, so concurrent failures
+    all count); the attempt that reaches the threshold locks the account. An attempt while
+    locked is recorded and does not extend the lock."""
+    t = User.__table__
+    with db.session_scope(engine) as s:
+        if locked:
+            s.add(UserEvent(user_id=user_id, actor=_SIGN_IN_ACTOR, at=now, kind="login_refused",
+                            comment="tentative sur un compte verrouillé"))
+            return
+        reached = t.c.failed_logins + 1 >= MAX_FAILED_LOGINS
+        count = s.execute(
+            sa.update(t).where(t.c.id == user_id)
+            .values(failed_logins=sa.case((reached, 0), else_=t.c.failed_logins + 1),
+                    locked_until=sa.case((reached, now + LOCKOUT), else_=t.c.locked_until))
+            .returning(t.c.failed_logins)).scalar_one()
+        s.add(UserEvent(user_id=user_id, actor=_SIGN_IN_ACTOR, at=now, kind="login_failed",
+                        comment="mot de passe incorrect"))
+        if count == 0:
+            s.add(UserEvent(user_id=user_id, actor=_SIGN_IN_ACTOR, at=now, kind="locked",
+                            to_value=f"{now + LOCKOUT:%Y-%m-%d %H:%M} UTC",
+                            comment=f"verrouillé après {MAX_FAILED_LOGINS} échecs de connexion"))
+
+
 def authenticate(engine: sa.Engine, email: str, password: str,
                  now: datetime | None = None) -> tuple[User | None, str]:
-    """Return (user, "") on success, else (None, French message). Locks after repeated failures."""
+    """Return (user, "") on success, else (None, French message). Locks after repeated failures.
+
+    An unknown, disabled or locked account gets the same message after the same work (a
+    password verification, against a dummy hash for an unknown address), so the answer does
+    not tell which addresses exist. The password is verified outside any transaction; the
+    outcome is written by conditional UPDATEs, so concurrent attempts cannot get past the lockout.
+    """
     now = now or datetime.now(timezone.utc)
-    generic = "adresse ou mot de passe incorrect"
+    address = (email or "").strip().lower()
     with db.session_scope(engine) as s:
-        user = s.scalar(sa.select(User).where(User.email == email.strip().lower()))
-        if user is None or not user.active:
-            return None, generic
-        locked = user.locked_until
-        if locked is not None and locked.tzinfo is None:
-            locked = locked.replace(tzinfo=timezone.utc)
-        if locked is not None and locked > now:
-            return None, f"compte verrouillé après {MAX_FAILED_LOGINS} échecs : réessayez après {locked:%H:%M} (UTC)"
-        try:
-            _HASHER.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            user.failed_logins += 1
-            if user.failed_logins >= MAX_FAILED_LOGINS:
-                user.locked_until = now + LOCKOUT
-                user.failed_logins = 0
-            return None, generic
-        user.failed_logins = 0
-        user.locked_until = None
+        row = s.execute(sa.select(User.id, User.password_hash, User.active, User.locked_until)
+                        .where(User.email == address)).one_or_none()
+    ok = _verify(row.password_hash if row is not None else None, (password or "")[:MAX_LENGTH])
+    if row is None or not row.active:
+        return None, GENERIC_FAILURE
+    locked = _aware(row.locked_until)
+    is_locked = locked is not None and locked > now
+    if not ok or is_locked:
+        _record_failure(engine, row.id, now, locked=is_locked)
+        return None, GENERIC_FAILURE
+    t = User.__table__
+    with db.session_scope(engine) as s:
+        # succeed only if no concurrent failure locked the account since it was read
+        done = s.execute(sa.update(t).where(t.c.id == row.id)
+                         .where(sa.or_(t.c.locked_until.is_(None), t.c.locked_until <= now))
+                         .values(failed_logins=0, locked_until=None)
+                         .returning(t.c.id)).one_or_none()
+        if done is None:
+            s.add(UserEvent(user_id=row.id, actor=_SIGN_IN_ACTOR, at=now, kind="login_refused",
+                            comment="tentative sur un compte verrouillé"))
+            return None, GENERIC_FAILURE
+        user = s.get(User, row.id)
         if _HASHER.check_needs_rehash(user.password_hash):
             user.password_hash = _HASHER.hash(password)
+        s.add(UserEvent(user_id=row.id, actor=_SIGN_IN_ACTOR, at=now, kind="login", comment="connexion"))
         s.flush()
         s.expunge(user)
         return user, ""
@@ -227,13 +293,12 @@ def update_user(engine: sa.Engine, actor, user_id: int, *, name: str | None = No
 
 def reset_password(engine: sa.Engine, actor, user_id: int, password: str) -> None:
     """Set a new password (administrators only) and unlock the account; the hash is not logged."""
-    if len(password) < 8:
-        raise UserError("mot de passe trop court (8 caractères au moins)")
     with db.session_scope(engine) as s:
         who = _admin(s, actor)
         user = s.get(User, user_id)
         if user is None:
             raise UserError(f"utilisateur n° {user_id} inconnu")
+        _check_password(password, user.email, user.role)
         user.password_hash = _HASHER.hash(password)
         user.failed_logins, user.locked_until = 0, None
         s.add(UserEvent(user_id=user.id, actor=who.email, at=datetime.now(timezone.utc), kind="password",

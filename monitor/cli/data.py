@@ -65,13 +65,18 @@ def ingest(app: App, files: tuple[str, ...], source: str) -> None:
               help="Dernière période à traiter (AAAA-MM) ; par défaut la plus récente.")
 @click.option("--resolve-after", "resolve_after", type=click.IntRange(1, 24), default=3, show_default=True,
               help="Nombre de périodes normales avant qu'une alerte soit résolue d'elle-même.")
+@click.option("--rebuild", is_flag=True, default=False,
+              help="Reconstruit d'abord l'état de la détection d'après les observations "
+                   "(après une période future ou tout état incohérent).")
 @pass_app
-def detect(app: App, as_of: str | None, resolve_after: int = 3) -> None:
+def detect(app: App, as_of: str | None, resolve_after: int = 3, rebuild: bool = False) -> None:
     """Lance tous les détecteurs période par période et met à jour les alertes."""
-    from monitor.pipeline.detection import DetectionBusy, run_detection
+    from monitor.pipeline.detection import DetectionBusy, rebuild_state, run_detection
     from monitor.vocabulary.periods import PeriodError
 
     engine = app.ready_engine()
+    if rebuild:
+        click.echo(rebuild_state(engine).summary_fr())
 
     def progress(done: int, total: int, label: str) -> None:
         click.echo(f"  [{done}/{total}] {label}", err=True)

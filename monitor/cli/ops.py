@@ -24,9 +24,14 @@ def schedule(app: App, config: str | None, once: bool) -> None:
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
     db.require_schema(engine)
-    if not once:
-        sys.exit(sched.serve(engine, settings, echo=click.echo))
-    outcomes = sched.run_once(engine, settings)
+    from monitor.store.locks import LockBusy
+
+    try:
+        if not once:
+            sys.exit(sched.serve(engine, settings, echo=click.echo))
+        outcomes = sched.run_once(engine, settings)
+    except LockBusy as exc:
+        raise CliError(str(exc)) from exc
     for outcome in outcomes:
         click.echo(outcome.summary_fr())
     failed = [o.job_id for o in outcomes if o.outcome == "error"]

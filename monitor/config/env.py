@@ -70,3 +70,41 @@ class SessionSettings:
             secret=env("SPSTI_MONITOR_SESSION_SECRET") or None,
             secure_cookie=env("SPSTI_MONITOR_COOKIE_SECURE", "false").lower() in ("1", "true", "yes", "oui"),
         )
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds on every input file, checked before it is read (README: « Limites des fichiers »).
+
+    The defaults stay well above legitimate exchange files (the 18,000 services × 24 months
+    panel is about 4.8 million rows and 300 MB of CSV); each is set by an environment variable."""
+    max_file_mb: int = 1024            # SPSTI_MONITOR_MAX_FILE_MB: size on disk
+    max_rows: int = 10_000_000         # SPSTI_MONITOR_MAX_ROWS: lines or spreadsheet rows, header included
+    max_columns: int = 100             # SPSTI_MONITOR_MAX_COLUMNS
+    max_cell_chars: int = 10_000       # SPSTI_MONITOR_MAX_CELL_CHARS
+    max_empty_rows: int = 100_000      # SPSTI_MONITOR_MAX_EMPTY_ROWS: blank lines or rows
+    max_uncompressed_mb: int = 512     # SPSTI_MONITOR_MAX_UNCOMPRESSED_MB: an XLSX once unzipped
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 1024 * 1024
+
+    @property
+    def max_uncompressed_bytes(self) -> int:
+        return self.max_uncompressed_mb * 1024 * 1024
+
+
+_LIMIT_VARS = {"max_file_mb": "SPSTI_MONITOR_MAX_FILE_MB", "max_rows": "SPSTI_MONITOR_MAX_ROWS",
+               "max_columns": "SPSTI_MONITOR_MAX_COLUMNS", "max_cell_chars": "SPSTI_MONITOR_MAX_CELL_CHARS",
+               "max_empty_rows": "SPSTI_MONITOR_MAX_EMPTY_ROWS",
+               "max_uncompressed_mb": "SPSTI_MONITOR_MAX_UNCOMPRESSED_MB"}
+
+
+def input_limits() -> InputLimits:
+    """The limits in force: a variable that is not a positive whole number keeps the default."""
+    values = {}
+    for field_name, var in _LIMIT_VARS.items():
+        text = os.environ.get(var, "").strip().replace("_", "").replace(" ", "")
+        if text.isdigit() and int(text) > 0:
+            values[field_name] = int(text)
+    return InputLimits(**values)

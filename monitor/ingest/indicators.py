@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from monitor.store import db
 from monitor.store.models import Observation, Quarantine, Service, Submission, utcnow
-from monitor.vocabulary.periods import parse_periods
+from monitor.vocabulary.periods import is_future, parse_periods
 from monitor.ingest.readers import InputFileError, RawTable, _on_unique, formula_mask, parse_numbers, read_table
 from monitor.vocabulary.catalogue import CATALOGUE
 from monitor.ingest.register import normalise_siret
@@ -40,6 +40,7 @@ REASONS = {
     "out_of_range": "valeur hors de la plage possible pour cet indicateur",
     "num_gt_den": "numérateur supérieur au dénominateur",
     "inconsistent": "valeur incohérente avec numérateur / dénominateur",
+    "future_period": "période future : postérieure au mois en cours, ce n'est pas encore une donnée",
     "conflicting_duplicate": "doublon contradictoire : la même case figure plusieurs fois dans le fichier avec des valeurs différentes",
 }
 
@@ -118,6 +119,7 @@ def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
         (~sid.isin(known_services), "unknown_service"),
         (~out["indicator"].isin(list(CATALOGUE)), "unknown_indicator"),
         (out["period"].isna(), "bad_period"),
+        (is_future(out["month_index"], out["period_kind"]), "future_period"),
         (v.isna() | (num_given & n.isna()) | (den_given & d.isna()), "bad_number"),
         ((v < 0) | (n < 0) | (d < 0), "negative"),
         (is_prop & (v > 1) & (v <= 100), "probable_percent"),
@@ -237,7 +239,8 @@ def _quarantine_rows(table: RawTable, bad: pd.DataFrame, submission_id: int) -> 
                     "reason_code": code, "reason": REASONS[code],
                     "service_id": None if s is None else str(s)[:64],
                     "indicator": None if i is None else str(i)[:64],
-                    "period": per, "month_index": None if mi is None else int(mi),
+                    "period": per,
+                    "month_index": None if mi is None or code == "future_period" else int(mi),
                     "created_at": now})
     return out
 
@@ -327,11 +330,12 @@ def ingest_files(engine: sa.Engine, paths: list[str | Path], source: str = "cli"
 
 
 def _record_failure(engine: sa.Engine, path, message: str, source: str) -> None:
+    from monitor.ingest.readers import checksum_bytes, checksum_file
+
     try:
-        data = Path(path).read_bytes() if Path(path).is_file() else b""
+        checksum = checksum_file(path) if Path(path).is_file() else checksum_bytes(b"")
     except OSError:
-        data = b""
-    from monitor.ingest.readers import checksum_bytes
+        checksum = checksum_bytes(b"")
     with db.session_scope(engine) as s:
-        s.add(Submission(source=source, file_name=Path(path).name, checksum=checksum_bytes(data),
+        s.add(Submission(source=source, file_name=Path(path).name[:255], checksum=checksum,
                          status="failed", error=message))

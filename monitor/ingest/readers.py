@@ -10,15 +10,19 @@ import csv
 import datetime
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from monitor.config.env import InputLimits, input_limits
+from monitor.ingest.bounds import InputFileError, check_file_size, check_xlsx, scan_text
 
-class InputFileError(ValueError):
-    """The file cannot be read at all (exit status 2); the message is for a person."""
+# a well-formed multi-byte UTF-8 sequence (é = C3 A9, ’ = E2 80 99): a Windows-1252 file
+# practically never holds one, a UTF-8 file with accents always does
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
 @dataclass
@@ -33,6 +37,14 @@ class RawTable:
 
 def checksum_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def checksum_file(path: str | Path) -> str:
+    """SHA-256 of a file read in chunks (a large file is never held in memory for it); a file
+    over the size limit gets a cheap identity instead (:func:`monitor.ingest.bounds.file_checksum`)."""
+    from monitor.ingest.bounds import file_checksum
+
+    return file_checksum(Path(path), input_limits().max_file_bytes)
 
 
 def _decode(data: bytes, name: str) -> tuple[str, str]:
@@ -51,7 +63,14 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
             raise InputFileError(f"{name} : fichier UTF-16 illisible ; réenregistrez-le en CSV UTF-8") from None
     try:
         return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if _UTF8_MULTIBYTE.search(data):
+            # mostly UTF-8 with a few Windows-1252 lines: reading it all as cp1252 would store
+            # « SantÃ© »; reading it as UTF-8 would lose the bad lines' accents
+            line = data[:exc.start].count(b"\n") + 1
+            raise InputFileError(
+                f"{name} : encodage mixte : le fichier est en UTF-8 mais la ligne {line} n'est pas en UTF-8 "
+                f"(probablement Windows-1252) ; réenregistrez tout le fichier en CSV UTF-8") from None
         return data.decode("cp1252", errors="replace"), "cp1252"
 
 
@@ -67,23 +86,33 @@ def _normalise_columns(columns) -> list[str]:
     return [str(c).replace("\ufeff", "").strip().lower() for c in columns]
 
 
-def read_table(path: str | Path, required: list[str]) -> RawTable:
+def read_table(path: str | Path, required: list[str], limits: InputLimits | None = None) -> RawTable:
+    """Read a CSV or XLSX file, refusing it early (:mod:`monitor.ingest.bounds`) when it breaks
+    a limit: size, lines, line or cell length, columns, empty rows, unzipped size."""
     path = Path(path)
+    limits = limits or input_limits()
     if not path.exists():
         raise InputFileError(f"{path} : fichier introuvable")
     if path.is_dir():
         raise InputFileError(f"{path} : c'est un dossier, pas un fichier")
-    data = path.read_bytes()
-    if not data.strip():
+    if check_file_size(path, limits) == 0:
         raise InputFileError(f"{path.name} : fichier vide")
-    digest = checksum_bytes(data)
-    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise InputFileError(f"{path.name} : classeur Excel 97-2003 (.xls) non pris en charge ; "
                              f"enregistrez-le en XLSX ou en CSV")
-    if data[:4] == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm"):
-        table = _read_xlsx(data, path)
+    if head[:4] == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm"):
+        check_xlsx(path, limits)
+        digest = checksum_file(path)
+        table = _read_xlsx(path, limits)
     else:
-        table = _read_csv(data, path)
+        digest = scan_text(path, limits, utf16=head.startswith((b"\xff\xfe", b"\xfe\xff")))
+        data = path.read_bytes()
+        if not data.strip():
+            raise InputFileError(f"{path.name} : fichier vide")
+        table = _read_csv(data, path, limits)
+        del data
     table.checksum = digest
     names = [c for c in table.frame.columns if c]          # unnamed (empty) columns are ignored
     dupes = sorted({c for c in names if names.count(c) > 1})
@@ -117,29 +146,75 @@ def _xlsx_cell(value) -> str:
     return str(text if text is not None else value)
 
 
-def _read_xlsx(data: bytes, path: Path) -> RawTable:
+def _xlsx_rows(path: Path, limits: InputLimits):
+    """Yield (line, cells as text) of the first sheet's rows that hold something.
+
+    The sheet's declared dimension is not trusted: rows are streamed from its XML as they
+    are (openpyxl's read-only parser, without the padding ``iter_rows`` adds up to the
+    declared size), so a workbook declaring A1:XFD1048576 costs only the cells it holds.
+    Columns, cell lengths and empty rows are checked as the rows come."""
+    import openpyxl
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        ws = wb.worksheets[0]
+        empty = 0
+        previous = 0
+        with ws._get_source() as src:
+            parser = WorkSheetParser(src, wb.shared_strings, data_only=False, epoch=wb.epoch,
+                                     date_formats=wb._date_formats, timedelta_formats=wb._timedelta_formats)
+            for line, cells in parser.parse():
+                empty += max(0, line - previous - 1)
+                previous = line
+                if line > limits.max_rows:
+                    raise InputFileError(f"{path.name} : plus de {limits.max_rows:,} lignes (limite ; variable "
+                                         f"SPSTI_MONITOR_MAX_ROWS)".replace(",", "\u202f"))
+                values: dict[int, str] = {}
+                for cell in cells:
+                    col = cell["column"]
+                    if col > limits.max_columns:
+                        raise InputFileError(
+                            f"{path.name} : ligne {line} : une cellule en colonne {col}, au-delà de la limite de "
+                            f"{limits.max_columns} colonnes (variable SPSTI_MONITOR_MAX_COLUMNS)")
+                    text = _xlsx_cell(cell["value"])
+                    if len(text) > limits.max_cell_chars:
+                        raise InputFileError(
+                            f"{path.name} : ligne {line} : cellule de plus de {limits.max_cell_chars:,} caractères "
+                            f"(limite ; variable SPSTI_MONITOR_MAX_CELL_CHARS)".replace(",", "\u202f"))
+                    if text:
+                        values[col] = text
+                if not any(v.strip() for v in values.values()):
+                    empty += 1
+                if empty > limits.max_empty_rows:
+                    raise InputFileError(
+                        f"{path.name} : plus de {limits.max_empty_rows:,} lignes vides (limite ; variable "
+                        f"SPSTI_MONITOR_MAX_EMPTY_ROWS)".replace(",", "\u202f"))
+                if values:
+                    width = max(values)
+                    yield line, [values.get(c, "") for c in range(1, width + 1)]
+    finally:
+        wb.close()
+
+
+def _read_xlsx(path: Path, limits: InputLimits) -> RawTable:
     """First sheet; formula cells are read as their formula text (``=...``), never evaluated,
     so that they are quarantined like a formula typed in a CSV."""
-    import openpyxl
-
     try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-        try:
-            ws = wb.worksheets[0]
-            rows = [[_xlsx_cell(v) for v in r] for r in ws.iter_rows(values_only=True)]
-        finally:
-            wb.close()
+        rows = list(_xlsx_rows(path, limits))
+    except InputFileError:
+        raise
     except Exception as exc:  # openpyxl raises many kinds; all mean "not a readable workbook"
         raise InputFileError(f"{path.name} : classeur XLSX illisible ({type(exc).__name__})") from exc
     if not rows:
         raise InputFileError(f"{path.name} : classeur vide (aucune ligne d'en-tête)")
-    header = rows[0]
+    header = rows[0][1]
     while header and not header[-1].strip():
         header = header[:-1]
     columns = _normalise_columns(header)
     width = len(columns)
     good, lines, bad = [], [], []
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in rows[1:]:
         if all(not c.strip() for c in row):
             continue
         row = (row + [""] * width)[:max(width, len(row))]
@@ -153,32 +228,63 @@ def _read_xlsx(data: bytes, path: Path) -> RawTable:
                     encoding="xlsx", separator="")
 
 
-def _read_csv(data: bytes, path: Path) -> RawTable:
+def _read_csv(data: bytes, path: Path, limits: InputLimits) -> RawTable:
     utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
     if not utf16 and _looks_binary(data):
         raise InputFileError(f"{path.name} : fichier binaire ou corrompu, ce n'est ni un CSV ni un XLSX")
     text, encoding = _decode(data, path.name)
     if utf16 and "\x00" in text:
         raise InputFileError(f"{path.name} : fichier binaire ou corrompu, ce n'est ni un CSV ni un XLSX")
-    first_line = text.split("\n", 1)[0]
+    first_line = text[:text.find("\n")] if "\n" in text else text
     sep = ";" if first_line.count(";") > first_line.count(",") else ","
+    del data
+    previous_limit = csv.field_size_limit(limits.max_cell_chars)
+    try:
+        return _parse_csv(text, sep, encoding, path, limits)
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error, limits: InputLimits) -> InputFileError:
+    if "field larger than field limit" in str(exc):
+        return InputFileError(f"{path.name} : ligne {line} : cellule de plus de {limits.max_cell_chars:,} caractères "
+                              f"(limite ; variable SPSTI_MONITOR_MAX_CELL_CHARS)".replace(",", "\u202f"))
+    return InputFileError(f"{path.name} : CSV illisible à la ligne {line} ({exc})")
+
+
+def _too_wide(path: Path, line: int, n: int, limits: InputLimits) -> InputFileError:
+    return InputFileError(f"{path.name} : ligne {line} : {n} colonnes, au-delà de la limite de "
+                          f"{limits.max_columns} (variable SPSTI_MONITOR_MAX_COLUMNS)")
+
+
+def _parse_csv(text: str, sep: str, encoding: str, path: Path, limits: InputLimits) -> RawTable:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     try:
         header = next(reader)
     except StopIteration:
         raise InputFileError(f"{path.name} : fichier vide") from None
     except csv.Error as exc:
-        raise InputFileError(f"{path.name} : CSV illisible ({exc})") from exc
+        raise _csv_error(path, 1, exc, limits) from None
+    if len(header) > limits.max_columns:
+        raise _too_wide(path, 1, len(header), limits)
     columns = _normalise_columns(header)
     width = len(columns)
     good: list[list[str]] = []
     lines: list[int] = []
     bad: list[tuple[int, list[str]]] = []
+    empty = 0
     try:
         for row in reader:
             line = reader.line_num
             if not row or all(not c.strip() for c in row):
+                empty += 1
+                if empty > limits.max_empty_rows:
+                    raise InputFileError(
+                        f"{path.name} : plus de {limits.max_empty_rows:,} lignes vides (limite ; variable "
+                        f"SPSTI_MONITOR_MAX_EMPTY_ROWS)".replace(",", "\u202f"))
                 continue
+            if len(row) > limits.max_columns:
+                raise _too_wide(path, line, len(row), limits)
             if len(row) == width:
                 good.append(row)
                 lines.append(line)
@@ -188,7 +294,7 @@ def _read_csv(data: bytes, path: Path) -> RawTable:
             else:
                 bad.append((line, row))
     except csv.Error as exc:
-        raise InputFileError(f"{path.name} : CSV illisible à la ligne {reader.line_num} ({exc})") from exc
+        raise _csv_error(path, reader.line_num, exc, limits) from None
     frame = pd.DataFrame(good, columns=columns, dtype=object) if good else pd.DataFrame(columns=columns)
     return RawTable(frame=frame, row_numbers=pd.Series(lines, dtype="int64"), bad_rows=bad,
                     encoding=encoding, separator=sep)

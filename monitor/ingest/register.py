@@ -8,7 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from monitor.store import db
-from monitor.store.models import Service, ServiceDepartment, utcnow
+from monitor.store.models import Service, ServiceDepartment, ServiceEvent, utcnow
 from monitor.vocabulary.periods import parse_periods
 from monitor.ingest.readers import formula_mask, parse_numbers, read_table
 from monitor.vocabulary.catalogue import REGIONS
@@ -37,6 +37,22 @@ def _dates(values: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
     alt = pd.to_datetime(s, format="%d/%m/%Y", errors="coerce")
     return parsed.fillna(alt)
+
+
+# register fields whose change is an audit event (a service moved to another region…)
+AUDITED = ("name", "region_code", "departments", "workers_followed", "companies", "agrement_start",
+           "agrement_end", "certification_level", "certification_end", "max_workers_per_physician_fte",
+           "cotisation_per_worker", "merger_periods", "absorbed_by")
+
+
+def _audited(svc: Service) -> dict[str, str | None]:
+    def text(v):
+        if v is None:
+            return None
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        return str(v)
+    return {k: text(getattr(svc, k)) for k in AUDITED}
 
 
 def load_register(engine: sa.Engine, path: str | Path) -> RegisterReport:
@@ -99,8 +115,10 @@ def load_register(engine: sa.Engine, path: str | Path) -> RegisterReport:
         v = series[i]
         return None if pd.isna(v) else cast(v)
 
+    actor = f"registre {Path(path).name}"
+    now = utcnow()
     with db.session_scope(engine) as s:
-        existing = set(s.scalars(sa.select(Service.service_id)))
+        existing = {svc.service_id: _audited(svc) for svc in s.scalars(sa.select(Service))}
         for i in df.index[ok]:
             sid = df.at[i, "service_id"]
             svc = Service(
@@ -116,7 +134,14 @@ def load_register(engine: sa.Engine, path: str | Path) -> RegisterReport:
                 absorbed_by=absorbed[i] or None,
                 updated_at=utcnow(),
             )
+            before, after = existing.get(sid), _audited(svc)
             s.merge(svc)
+            if before is None:
+                s.add(ServiceEvent(service_id=sid, at=now, actor=actor, kind="created",
+                                   to_value=f"région {after['region_code']} ; {after['name']}"))
+            else:
+                s.add_all([ServiceEvent(service_id=sid, at=now, actor=actor, kind=k, from_value=before[k],
+                                        to_value=after[k]) for k in AUDITED if before[k] != after[k]])
             s.execute(sa.delete(ServiceDepartment).where(ServiceDepartment.service_id == sid))
             s.flush()
             for dep in sorted(set(deps[i].split(";"))):

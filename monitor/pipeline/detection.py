@@ -14,10 +14,10 @@ from detectors.base import empty_findings, exclude_faulty_cells
 from detectors.panel import Panel
 from detectors.registry import default_detectors
 from monitor.store import db
-from monitor.store.models import DetectionRun, DetectionState, Finding, utcnow
-from monitor.pipeline.panel_store import load_panel
+from monitor.store.models import DetectionRun, DetectionState, Finding, Observation, Submission, utcnow
+from monitor.pipeline.panel_store import load_panel, not_future
 from monitor.vocabulary.catalogue import CATALOGUE
-from monitor.vocabulary.periods import month_label, parse_period, period_code
+from monitor.vocabulary.periods import PeriodError, current_month_index, month_label, parse_period, period_code
 
 Progress = Callable[[int, int, str], None]
 
@@ -125,6 +125,65 @@ def _claim_state(session) -> DetectionState:
                            .with_for_update().execution_options(populate_existing=True)).one()
 
 
+@dataclass
+class RebuildSummary:
+    before: int | None
+    after: int | None
+    findings_removed: int
+
+    def summary_fr(self) -> str:
+        def label(m):
+            return "aucune" if m is None else month_label(m)
+        return (f"État de la détection reconstruit d'après les observations : dernière période traitée "
+                f"{label(self.after)} (était {label(self.before)}) ; {self.findings_removed} constat(s) "
+                f"des périodes à retraiter retiré(s)")
+
+
+def _covered_month(conn: sa.Connection, run_started, run_last: int, current: int) -> int | None:
+    """The last month a past run really processed: its last period, but no later than the data
+    it could see (the latest started period received before it began) nor the current month."""
+    o, sub = Observation.__table__, Submission.__table__
+    received = (sa.select(sa.func.max(o.c.month_index))
+                .join(sub, sub.c.id == o.c.submission_id)
+                .where(sub.c.received_at <= run_started).where(not_future(o, current)))
+    latest = conn.execute(received.where(o.c.period_kind == "M")).scalar()
+    if latest is None:
+        latest = conn.execute(received).scalar()
+    return None if latest is None else min(int(run_last), int(latest), current)
+
+
+def rebuild_state(engine: sa.Engine) -> RebuildSummary:
+    """Recompute the last processed month from the stored runs and observations.
+
+    For a state gone wrong (a far-future period ingested before such periods were quarantined
+    pushed it to 2099-12, and every real month then answered « déjà à jour »): each successful
+    run counts only up to the data it could see, never beyond the current month. Findings of
+    the months to process again are removed, so the next ``detect`` stores them once."""
+    current = current_month_index()
+    with db.session_scope(engine) as s:
+        st = _claim_state(s)
+        before = st.last_month_index
+        conn = s.connection()
+        covered = []
+        for started, last in conn.execute(sa.select(DetectionRun.started_at, DetectionRun.last_period)
+                                          .where(DetectionRun.status == "ok")):
+            try:
+                last_idx = parse_period(last)[2]
+            except PeriodError:
+                continue
+            m = _covered_month(conn, started, last_idx, current)
+            if m is not None:
+                covered.append(m)
+        after = max(covered) if covered else None
+        if before is not None and after is not None:
+            after = min(after, before)
+        f = Finding.__table__
+        removed = conn.execute(sa.delete(f).where(f.c.month_index > (after if after is not None else -1))).rowcount
+        st.last_month_index = after
+        st.updated_at = utcnow()
+    return RebuildSummary(before=before, after=after, findings_removed=int(removed or 0))
+
+
 def _last_processed(engine: sa.Engine) -> int | None:
     with engine.connect() as conn:
         return conn.execute(sa.select(DetectionState.last_month_index).where(DetectionState.id == 1)).scalar()
@@ -144,6 +203,8 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
     t0 = time.perf_counter()
     summary = DetectionSummary()
     as_of_idx = parse_period(as_of)[2] if as_of else None
+    if as_of_idx is not None and as_of_idx > current_month_index():
+        raise PeriodError(f"période future : {as_of} est postérieure au mois en cours, rien à détecter")
     panel = load_panel(engine, upto_month=as_of_idx)
     if panel.last_month is None:
         return summary

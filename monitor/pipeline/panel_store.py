@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from detectors.panel import OBS_COLUMNS, Panel
 from monitor.store.models import Observation, Quarantine, Service
+from monitor.vocabulary.periods import PERIOD_STEP, current_month_index
 
 
 def load_services(conn: sa.Connection) -> pd.DataFrame:
@@ -21,11 +22,19 @@ def _frame(conn: sa.Connection, statement, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=columns)
 
 
+def not_future(o: sa.Table, current: int | None = None):
+    """SQL condition: the observation's period has started (a far-future period stored before
+    ingest quarantined them, e.g. 2099-12, must not drag detection ahead)."""
+    current = current_month_index() if current is None else current
+    return sa.or_(*[sa.and_(o.c.period_kind == kind, o.c.month_index - step + 1 <= current)
+                    for kind, step in PERIOD_STEP.items()])
+
+
 def load_panel(engine: sa.Engine, upto_month: int | None = None) -> Panel:
     o = Observation.__table__
     q = Quarantine.__table__
     with engine.connect() as conn:
-        sel = sa.select(*[o.c[c] for c in OBS_COLUMNS]).where(o.c.is_current.is_(True))
+        sel = sa.select(*[o.c[c] for c in OBS_COLUMNS]).where(o.c.is_current.is_(True)).where(not_future(o))
         if upto_month is not None:
             sel = sel.where(o.c.month_index <= upto_month)
         obs = _frame(conn, sel, OBS_COLUMNS)

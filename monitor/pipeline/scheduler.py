@@ -31,6 +31,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.store import db
+from monitor.store.locks import scheduler_lock
 from monitor.pipeline.jobs import ERROR, OK, SKIPPED, JobOutcome, Step, execute, mark_interrupted, record_missed
 from monitor.store.models import JobRun, Submission
 from monitor.config.settings import ConfigError, Settings, load_settings
@@ -315,10 +316,19 @@ def sync_jobs(scheduler: BackgroundScheduler, settings: Settings) -> dict[str, l
 
 
 def start_scheduler(engine: sa.Engine, settings: Settings, jobstore_retry_interval: float = 10.0) -> BackgroundScheduler:
-    """Start the scheduler in a background thread, its jobs synchronised with ``settings``."""
-    STOP.clear()
-    mark_interrupted(engine)
-    scheduler = build_scheduler(engine, settings, jobstore_retry_interval)
+    """Start the scheduler in a background thread, its jobs synchronised with ``settings``.
+
+    Raises :class:`monitor.store.locks.LockBusy` when another scheduler runs on this database
+    (checked first, so that it does not mark the other one's runs as interrupted)."""
+    lock = scheduler_lock(engine).acquire()
+    try:
+        STOP.clear()
+        mark_interrupted(engine)
+        scheduler = build_scheduler(engine, settings, jobstore_retry_interval)
+    except BaseException:
+        lock.release()
+        raise
+    scheduler.db_lock = lock
     _RUNTIME.update(engine=engine, scheduler=scheduler)
     scheduler.start(paused=True)
     try:
@@ -326,6 +336,7 @@ def start_scheduler(engine: sa.Engine, settings: Settings, jobstore_retry_interv
     except Exception:
         scheduler.shutdown(wait=False)
         _RUNTIME.update(engine=None, scheduler=None)
+        lock.release()
         raise
     scheduler.resume()
     return scheduler
@@ -338,6 +349,9 @@ def stop_scheduler(scheduler: BackgroundScheduler, wait: bool = True) -> None:
         if scheduler.running:
             scheduler.shutdown(wait=wait)
     finally:
+        lock = getattr(scheduler, "db_lock", None)
+        if lock is not None:
+            lock.release()
         if wait:
             STOP.clear()        # the jobs have ended: later direct runs may wait between retries
         if _RUNTIME["scheduler"] is scheduler:
@@ -375,10 +389,16 @@ def serve(engine: sa.Engine, settings: Settings, echo: Callable[[str], None] = p
 
 
 def run_once(engine: sa.Engine, settings: Settings) -> list[JobOutcome]:
-    """Every job once, now, in order: the sources, then detection, then the digests."""
-    STOP.clear()
-    outcomes = [run_one(engine, settings, source_job_id(s.name)) for s in settings.sources if s.enabled]
-    outcomes.append(run_one(engine, settings, DETECT))
-    if settings.schedule.digest is not None:
-        outcomes.append(run_one(engine, settings, DIGEST))
-    return outcomes
+    """Every job once, now, in order: the sources, then detection, then the digests.
+
+    Holds the scheduler lock meanwhile: it is a scheduler too (raises ``LockBusy`` when one runs)."""
+    lock = scheduler_lock(engine).acquire()
+    try:
+        STOP.clear()
+        outcomes = [run_one(engine, settings, source_job_id(s.name)) for s in settings.sources if s.enabled]
+        outcomes.append(run_one(engine, settings, DETECT))
+        if settings.schedule.digest is not None:
+            outcomes.append(run_one(engine, settings, DIGEST))
+        return outcomes
+    finally:
+        lock.release()

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from monitor.ingest.readers import checksum_bytes
+from monitor.config.env import input_limits
+from monitor.ingest.readers import checksum_bytes, checksum_file
 from monitor.config.settings import FolderSourceConfig
-from monitor.sources.base import NOT_MODIFIED, OK, BaseSource, PullResult, ingest_snapshot, known_checksums
+from monitor.sources.base import (NOT_MODIFIED, OK, BaseSource, PullResult, ingest_path, ingest_snapshot,
+                                   known_checksums)
 
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", ".download",
                  ".swp", ".lock", ".inprogress", ".uploading")
@@ -72,6 +74,8 @@ class FolderSource(BaseSource):
         now = time.time()
         snapshots: list[tuple[Path, str, bytes | None]] = []
         waiting = []
+        oversize: set[Path] = set()
+        max_bytes = input_limits().max_file_bytes
         for path in candidates(cfg):
             try:
                 before = path.stat()
@@ -84,7 +88,15 @@ class FolderSource(BaseSource):
             with _LOCK:
                 digest = _CHECKSUMS.get(key)
             data = None
-            if digest is None:
+            if before.st_size > max_bytes:
+                # never held in memory: hashed in chunks, then refused by ingest's size limit
+                try:
+                    digest = digest or checksum_file(path)
+                except OSError as exc:
+                    result.notes.append(f"{path.name} : illisible pour l'instant ({exc.strerror})")
+                    continue
+                oversize.add(path)
+            elif digest is None:
                 try:
                     data = path.read_bytes()
                     after = path.stat()
@@ -109,6 +121,12 @@ class FolderSource(BaseSource):
             if digest in seen:
                 continue
             seen.add(digest)
+            if path in oversize:
+                error = ingest_path(engine, path, cfg.name, result)
+                result.checksum = digest
+                if error:
+                    errors.append(error)
+                continue
             if data is None:                      # hashed by an earlier pull: read it now
                 try:
                     data = path.read_bytes()

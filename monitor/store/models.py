@@ -345,6 +345,20 @@ class UserEvent(Base):
     comment: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
 
 
+class ServiceEvent(Base):
+    """Append-only audit log of register changes: a service created, moved to another region,
+    renamed, its agrément changed… (migration 0006)."""
+    __tablename__ = "service_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(sa.ForeignKey("services.service_id"), index=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(254))
+    kind: Mapped[str] = mapped_column(sa.String(40))     # created, or the changed field
+    from_value: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    to_value: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    comment: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
 class Silence(Base):
     """A dismissal « explication fournie par le service » or « déjà connu » mutes its service,
     indicator and category until the value worsens beyond the dismissed level or a date passes,

@@ -107,6 +107,26 @@ PERIOD_STEP = {"M": 1, "Q": 3, "Y": 12}
 FREQUENCY_RANK = {"M": 0, "Q": 1, "Y": 2}     # finest first
 
 
+def current_month_index(today=None) -> int:
+    """Month index of the current month (UTC): a period that starts after it is not data."""
+    import datetime as _dt
+
+    today = today or _dt.datetime.now(_dt.timezone.utc).date()
+    return today.year * 12 + today.month - 1
+
+
+def is_future(index, kind, current: int | None = None):
+    """Whether the period ending with month ``index`` (of frequency ``kind``) starts after the
+    current month; works on scalars and on pandas Series. A year or a quarter under way is not
+    in the future: its first month has come."""
+    current = current_month_index() if current is None else current
+    if isinstance(kind, pd.Series):
+        step = kind.map(PERIOD_STEP).fillna(1)
+    else:
+        step = PERIOD_STEP.get(kind, 1)
+    return index - step + 1 > current
+
+
 def period_code(index: int, kind: str = "M") -> str:
     """Canonical code of the period of that frequency ending with month ``index``."""
     year, month0 = divmod(int(index), 12)
