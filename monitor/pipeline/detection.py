@@ -14,7 +14,7 @@ from detectors.base import empty_findings, exclude_faulty_cells
 from detectors.panel import Panel
 from detectors.registry import default_detectors
 from monitor.store import db
-from monitor.store.models import DetectionRun, DetectionState, Finding, utcnow
+from monitor.store.models import DetectionRun, DetectionState, Finding, Observation, utcnow
 from monitor.pipeline.panel_store import load_panel
 from monitor.vocabulary.catalogue import CATALOGUE
 from monitor.vocabulary.periods import month_label, parse_period, period_code
@@ -125,6 +125,18 @@ def _claim_state(session) -> DetectionState:
                            .with_for_update().execution_options(populate_existing=True)).one()
 
 
+def latest_data_month(engine: sa.Engine, upto: int | None = None) -> int | None:
+    """:func:`default_target` read from the store (no panel loaded): the latest month with
+    monthly data up to ``upto``, else the latest period; None without data."""
+    o = Observation.__table__
+    base = sa.select(sa.func.max(o.c.month_index)).where(o.c.is_current.is_(True))
+    if upto is not None:
+        base = base.where(o.c.month_index <= upto)
+    with engine.connect() as conn:
+        monthly = conn.execute(base.where(o.c.period_kind == "M")).scalar()
+        return int(monthly) if monthly is not None else conn.execute(base).scalar()
+
+
 def _last_processed(engine: sa.Engine) -> int | None:
     with engine.connect() as conn:
         return conn.execute(sa.select(DetectionState.last_month_index).where(DetectionState.id == 1)).scalar()
@@ -144,6 +156,14 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
     t0 = time.perf_counter()
     summary = DetectionSummary()
     as_of_idx = parse_period(as_of)[2] if as_of else None
+    latest = latest_data_month(engine, as_of_idx)
+    if latest is None:
+        return summary
+    last = _last_processed(engine)
+    if last is not None and last >= (as_of_idx if as_of_idx is not None else latest):
+        summary.up_to_date = True        # nothing to do: the panel is not even loaded
+        summary.seconds = time.perf_counter() - t0
+        return summary
     panel = load_panel(engine, upto_month=as_of_idx)
     if panel.last_month is None:
         return summary
