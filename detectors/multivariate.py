@@ -22,6 +22,9 @@ Note: PyOD's ``decision_function`` re-fits ECOD/COPOD on new rows, so we only ev
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import sys
+import types
 import warnings
 
 import numpy as np
@@ -61,7 +64,47 @@ class MultivariateConfig(DetectorConfig):
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
 
 
+_NUMBA_CACHE: list[bool] = []
+
+
+def _cache_compiled_ecdf() -> None:
+    """PyOD's ECDF helper is a numba function compiled afresh in every process (about a
+    second); keep its machine code on disk, like ``@njit(cache=True)`` would. Without a
+    writable cache folder it is simply compiled as before."""
+    if _NUMBA_CACHE:
+        return
+    _NUMBA_CACHE.append(True)
+    try:
+        from pyod.utils import stat_models
+
+        helper = getattr(stat_models, "ecdf_terminate_equals_inplace", None)
+        if helper is not None and hasattr(helper, "enable_caching"):
+            helper.enable_caching()
+    except Exception:            # noqa: BLE001 - caching is an optimisation only
+        pass
+
+
+class _DeferredPyplot(types.ModuleType):
+    """Stands for ``matplotlib.pyplot`` until an attribute is used, then loads it for real."""
+
+    def __getattr__(self, name: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        return getattr(real, name)
+
+
+def _defer_pyplot() -> None:
+    """PyOD's ECOD and COPOD modules import ``matplotlib.pyplot`` at load time (about a second)
+    for a plotting method this detector never calls: until something really uses pyplot, a
+    placeholder stands in for it (its first attribute access imports the real module)."""
+    if "matplotlib.pyplot" not in sys.modules:
+        sys.modules["matplotlib.pyplot"] = _DeferredPyplot("matplotlib.pyplot")
+
+
 def _model(cfg: MultivariateConfig):
+    _defer_pyplot()
+    _cache_compiled_ecdf()
     if cfg.model == "ecod":
         from pyod.models.ecod import ECOD
         return ECOD()
