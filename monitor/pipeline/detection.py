@@ -114,7 +114,7 @@ def _store_findings(conn: sa.Connection, run_id: int, findings: pd.DataFrame) ->
         [run_id] * len(f), f["service_id"].astype(str).tolist(), f["indicator"].astype(str).tolist(),
         f["period"].astype(str).tolist(), [int(v) for v in f["month_index"]], f["category"].astype(str).tolist(),
         f["detector"].astype(str).tolist(), f["detector_version"].astype(str).tolist(),
-        [0.0 if v is None else float(v) for v in f["score"]], f["severity"].astype(str).tolist(),
+        [_number(v) or 0.0 for v in f["score"]], f["severity"].astype(str).tolist(),
         [_number(v) for v in f["value"]], [_number(v) for v in f["expected"]],
         [_number(v) for v in f["lower"]], [_number(v) for v in f["upper"]],
         [None if v is None or v != v else str(v) for v in f["explanation"]], evidence))
