@@ -21,7 +21,8 @@ test: venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: venv
-	$(BIN)/python -m fixtures.harness.bench --large
+	command -v hyperfine >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null)
+	$(BIN)/python -m fixtures.harness.bench --large $(if $(SPSTI_MONITOR_TEST_PG_URL),--pg $(SPSTI_MONITOR_TEST_PG_URL),)
 	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_dashboard_browser.py -k ten_thousand
 
 fixtures: venv

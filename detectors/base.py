@@ -69,17 +69,21 @@ class Detector(ABC):
 
     def findings(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Complete a detector's rows into the findings schema, citing this configuration."""
-        out = rows.copy()
-        out["detector"] = self.name
-        out["detector_version"] = self.version
-        if "category" not in out:
-            out["category"] = self.category
-        out["config"] = [self.config.to_dict()] * len(out)
-        for col in FINDING_COLUMNS:
-            if col not in out:
-                out[col] = (False if col == "sustain"
-                            else None if col in ("evidence", "explanation", "period_kind") else np.nan)
-        return out[FINDING_COLUMNS].reset_index(drop=True)
+        n = len(rows)
+        index = pd.RangeIndex(n)
+        fixed = {"detector": self.name, "detector_version": self.version, "config": [self.config.to_dict()] * n}
+        data = {}
+        for col in FINDING_COLUMNS:          # one frame built once (not a column added at a time)
+            if col in fixed:
+                data[col] = fixed[col]
+            elif col in rows:
+                data[col] = rows[col].reset_index(drop=True)
+            elif col == "category":
+                data[col] = self.category
+            else:
+                data[col] = (False if col == "sustain"
+                             else None if col in ("evidence", "explanation", "period_kind") else np.nan)
+        return pd.DataFrame(data, index=index)
 
     def sustaining(self, cells: pd.DataFrame, indicator: str | None = None) -> pd.DataFrame:
         """Hysteresis: cells (``service_id``, ``month_index``[, ``indicator``]) still beyond a

@@ -22,6 +22,9 @@ Note: PyOD's ``decision_function`` re-fits ECOD/COPOD on new rows, so we only ev
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import sys
+import types
 import warnings
 
 import numpy as np
@@ -61,7 +64,47 @@ class MultivariateConfig(DetectorConfig):
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
 
 
+_NUMBA_CACHE: list[bool] = []
+
+
+def _cache_compiled_ecdf() -> None:
+    """PyOD's ECDF helper is a numba function compiled afresh in every process (about a
+    second); keep its machine code on disk, like ``@njit(cache=True)`` would. Without a
+    writable cache folder it is simply compiled as before."""
+    if _NUMBA_CACHE:
+        return
+    _NUMBA_CACHE.append(True)
+    try:
+        from pyod.utils import stat_models
+
+        helper = getattr(stat_models, "ecdf_terminate_equals_inplace", None)
+        if helper is not None and hasattr(helper, "enable_caching"):
+            helper.enable_caching()
+    except Exception:            # noqa: BLE001 - caching is an optimisation only
+        pass
+
+
+class _DeferredPyplot(types.ModuleType):
+    """Stands for ``matplotlib.pyplot`` until an attribute is used, then loads it for real."""
+
+    def __getattr__(self, name: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        return getattr(real, name)
+
+
+def _defer_pyplot() -> None:
+    """PyOD's ECOD and COPOD modules import ``matplotlib.pyplot`` at load time (about a second)
+    for a plotting method this detector never calls: until something really uses pyplot, a
+    placeholder stands in for it (its first attribute access imports the real module)."""
+    if "matplotlib.pyplot" not in sys.modules:
+        sys.modules["matplotlib.pyplot"] = _DeferredPyplot("matplotlib.pyplot")
+
+
 def _model(cfg: MultivariateConfig):
+    _defer_pyplot()
+    _cache_compiled_ecdf()
     if cfg.model == "ecod":
         from pyod.models.ecod import ECOD
         return ECOD()
@@ -94,15 +137,35 @@ class MultivariateOutlier(Detector):
         super().__init__(config, **overrides)
         self.name = f"multivariate_{self.config.model}"
 
-    def monthly_scores(self, feats: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    def monthly_scores(self, feats: pd.DataFrame, months: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+        """Each month's model scores (one fit per month's cross-section, from one pivot of all
+        months). With ``months``, only the months a finding for them needs are fit: those
+        months, and before them enough scored months for the persistence window (each month's
+        score uses that month's cross-section only, so this gives the same scores)."""
         cfg: MultivariateConfig = self.config
+        if feats.empty:
+            return pd.DataFrame(), {}
+        wide = feats.pivot_table(index=["month_index", "service_id"], columns="indicator", values="zw",
+                                 aggfunc="last")
+        month_of = wide.index.get_level_values(0).to_numpy()
+        bounds = np.flatnonzero(np.diff(month_of)) + 1
+        starts, ends = np.r_[0, bounds], np.r_[bounds, len(month_of)]
+        values = wide.to_numpy(dtype=float)
+        services = wide.index.get_level_values(1).to_numpy()
+        columns = wide.columns.to_numpy()
+        first = None if months is None or np.asarray(months).size == 0 else int(np.min(months))
+        earlier = 0                       # scored months before ``first``, for persistence
         rows, contrib = [], {}
-        for m, g in feats.groupby("month_index", sort=True):
-            X = g.pivot_table(index="service_id", columns="indicator", values="zw", aggfunc="last")
-            X = X.loc[:, X.notna().mean() >= 0.5]
-            if len(X) < cfg.min_services or X.shape[1] < cfg.min_features:
+        for lo, hi in zip(starts[::-1], ends[::-1]):        # latest month first
+            m = int(month_of[lo])
+            if first is not None and m < first and earlier >= cfg.persist_window - 1:
+                break
+            block = values[lo:hi]
+            keep = np.isfinite(block).mean(axis=0) >= 0.5
+            if hi - lo < cfg.min_services or keep.sum() < cfg.min_features:
                 continue
-            Xf = X.fillna(0.0).to_numpy()
+            Xf = np.nan_to_num(block[:, keep], nan=0.0)
+            ids, cols = services[lo:hi], columns[keep]
             model = _model(cfg)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -118,8 +181,11 @@ class MultivariateOutlier(Detector):
                 p = norm.sf((score - med) / mad) if mad > 0 else np.ones_like(score)
                 per_feature = np.clip(Xf, 0, None)
             z = norm.isf(np.clip(p, 1e-300, 1.0))
-            rows.append(pd.DataFrame({"month_index": m, "service_id": X.index, "score_raw": score, "z": z}))
-            contrib[m] = (X.index.to_numpy(), X.columns.to_numpy(), per_feature, Xf)
+            rows.append(pd.DataFrame({"month_index": m, "service_id": ids, "score_raw": score, "z": z}))
+            contrib[m] = (ids, cols, per_feature, Xf)
+            if first is not None and m < first:
+                earlier += 1
+        rows.reverse()
         return (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()), contrib
 
     def detect(self, panel: Panel, months: np.ndarray) -> pd.DataFrame:
@@ -130,7 +196,7 @@ class MultivariateOutlier(Detector):
         feats = feature_panel(panel, int(months.max()))
         if feats.empty:
             return empty_findings()
-        scores, contrib = self.monthly_scores(feats)
+        scores, contrib = self.monthly_scores(feats, months)
         if scores.empty:
             return empty_findings()
         zw = scores.pivot_table(index="month_index", columns="service_id", values="z")

@@ -57,7 +57,7 @@ from monitor.vocabulary.periods import period_of_fr, period_phrase_fr, since_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.budget import ALERT_BUDGET, budget_arl, budget_z
 from detectors.cusum import calibrate_h, upper_cusum
-from detectors.panel import Panel
+from detectors.panel import Panel, wide_last
 from monitor.vocabulary.catalogue import CATALOGUE
 
 MAD_SCALE = 1.4826
@@ -375,13 +375,12 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     obs = panel.indicator(code)
     if obs.empty:
         return None
-    value = obs.pivot_table(index="month_index", columns="service_id", values="value", aggfunc="last")
+    value = wide_last(obs, "value")
     months, services = value.index.to_numpy(), value.columns.to_numpy()
     v = value.to_numpy(dtype=float)
 
     def grid(column: str) -> np.ndarray:
-        return obs.pivot_table(index="month_index", columns="service_id", values=column, aggfunc="last") \
-            .reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
+        return wide_last(obs, column).reindex(index=value.index, columns=value.columns).to_numpy(dtype=float)
 
     num, den = grid("numerator"), grid("denominator")
     if ind.kind == "proportion":

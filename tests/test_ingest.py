@@ -305,7 +305,7 @@ def test_failure_while_writing_rolls_everything_back(world, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disque plein")
 
-    monkeypatch.setattr(ingest_mod, "_bulk_insert", boom)
+    monkeypatch.setattr(ingest_mod, "bulk_insert", boom)
     with pytest.raises(RuntimeError):
         ingest_file(eng, path)
     assert snapshot(eng) == before

@@ -16,6 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from monitor.store import db
+from monitor.store.bulk import bulk_insert
 from monitor.store.models import Observation, Quarantine, Service, Submission, utcnow
 from monitor.vocabulary.periods import is_future, parse_periods
 from monitor.ingest.readers import InputFileError, RawTable, _on_unique, formula_mask, parse_numbers, read_table
@@ -193,30 +194,6 @@ def _nullable(values) -> list:
     return [None if (v is None or v is pd.NA or v != v) else v for v in arr.tolist()]
 
 
-def _bulk_insert(conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[tuple]) -> None:
-    """Insert many rows fast, inside the caller's transaction.
-
-    PostgreSQL (psycopg 3): COPY. Other databases: a plain DB-API executemany (no per-row
-    SQLAlchemy processing); callers pass only values the driver adapts natively."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        cols = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-        name = conn.dialect.identifier_preparer.format_table(table)
-        with conn.connection.driver_connection.cursor() as cur:
-            with cur.copy(f"COPY {name} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        return
-    if conn.dialect.paramstyle == "qmark":
-        cols = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-        name = conn.dialect.identifier_preparer.format_table(table)
-        marks = ", ".join("?" for _ in columns)
-        conn.exec_driver_sql(f"INSERT INTO {name} ({cols}) VALUES ({marks})", rows)
-        return
-    conn.execute(sa.insert(table), [dict(zip(columns, r)) for r in rows])
-
-
 def _quarantine_rows(table: RawTable, bad: pd.DataFrame, submission_id: int) -> list[dict]:
     """Quarantine records: rows of the wrong shape, then the rows ``validate`` rejected."""
     now = utcnow()
@@ -250,7 +227,7 @@ def _insert_quarantine(conn: sa.Connection, records: list[dict]) -> None:
         return
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(records) > 1000:
         cols = list(records[0])
-        _bulk_insert(conn, Quarantine.__table__, cols,
+        bulk_insert(conn, Quarantine.__table__, cols,
                      [tuple(json.dumps(r[c], ensure_ascii=False) if c == "raw" else r[c] for c in cols)
                       for r in records])
         return
@@ -313,7 +290,7 @@ def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> Ing
                 (new["version"].fillna(0).astype(int) + 1).tolist(),
                 [True] * n_new, [int(sub.id)] * n_new, new["row_number"].astype(int).tolist(),
             ))
-            _bulk_insert(conn, t, columns, records)
+            bulk_insert(conn, t, columns, records)
         report.accepted = len(new)
         sub.accepted, sub.rejected, sub.unchanged = report.accepted, report.rejected, report.unchanged
     return report

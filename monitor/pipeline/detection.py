@@ -1,6 +1,7 @@
 """``detect``: run every detector as of each unprocessed month, then update the alerts."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -14,6 +15,7 @@ from detectors.base import empty_findings, exclude_faulty_cells
 from detectors.panel import Panel
 from detectors.registry import default_detectors
 from monitor.store import db
+from monitor.store.bulk import bulk_insert
 from monitor.store.models import DetectionRun, DetectionState, Finding, Observation, Submission, utcnow
 from monitor.pipeline.panel_store import load_panel, not_future
 from monitor.vocabulary.catalogue import CATALOGUE
@@ -93,22 +95,30 @@ def reported_by_month(panel: Panel) -> dict[int, set]:
     return out
 
 
+FINDING_ROW = ["run_id", "service_id", "indicator", "period", "month_index", "category", "detector",
+               "detector_version", "score", "severity", "value", "expected", "lower", "upper",
+               "explanation", "evidence"]
+
+
+def _number(v) -> float | None:
+    return None if v is None or v != v else float(v)
+
+
 def _store_findings(conn: sa.Connection, run_id: int, findings: pd.DataFrame) -> None:
+    """The findings that open alerts, in one bulk insert (COPY on PostgreSQL)."""
     f = findings[~findings["sustain"].fillna(False).astype(bool)] if "sustain" in findings else findings
     if f.empty:
         return
-    f = f.copy()
-    f["run_id"] = run_id
-    cols = ["run_id", "service_id", "indicator", "period", "month_index", "category", "detector",
-            "detector_version", "score", "severity", "value", "expected", "lower", "upper",
-            "explanation", "evidence"]
-    f = f[cols]
-    f = f.astype(object).where(f.notna(), None)
-    f["month_index"] = [int(v) for v in f["month_index"]]
-    f["score"] = [float(v) if v is not None else 0.0 for v in f["score"]]
-    records = f.to_dict("records")
-    for i in range(0, len(records), 20000):
-        conn.execute(sa.insert(Finding.__table__), records[i:i + 20000])
+    evidence = [None if e is None or (isinstance(e, float) and e != e) else json.dumps(e) for e in f["evidence"]]
+    rows = list(zip(
+        [run_id] * len(f), f["service_id"].astype(str).tolist(), f["indicator"].astype(str).tolist(),
+        f["period"].astype(str).tolist(), [int(v) for v in f["month_index"]], f["category"].astype(str).tolist(),
+        f["detector"].astype(str).tolist(), f["detector_version"].astype(str).tolist(),
+        [_number(v) or 0.0 for v in f["score"]], f["severity"].astype(str).tolist(),
+        [_number(v) for v in f["value"]], [_number(v) for v in f["expected"]],
+        [_number(v) for v in f["lower"]], [_number(v) for v in f["upper"]],
+        [None if v is None or v != v else str(v) for v in f["explanation"]], evidence))
+    bulk_insert(conn, Finding.__table__, FINDING_ROW, rows)
 
 
 class DetectionBusy(RuntimeError):
@@ -184,6 +194,19 @@ def rebuild_state(engine: sa.Engine) -> RebuildSummary:
     return RebuildSummary(before=before, after=after, findings_removed=int(removed or 0))
 
 
+def latest_data_month(engine: sa.Engine, upto: int | None = None) -> int | None:
+    """:func:`default_target` read from the store (no panel loaded): the latest month with
+    monthly data up to ``upto``, else the latest period; None without data."""
+    o = Observation.__table__
+    base = sa.select(sa.func.max(o.c.month_index)).where(o.c.is_current.is_(True)) \
+        .where(not_future(o, current_month_index()))
+    if upto is not None:
+        base = base.where(o.c.month_index <= upto)
+    with engine.connect() as conn:
+        monthly = conn.execute(base.where(o.c.period_kind == "M")).scalar()
+        return int(monthly) if monthly is not None else conn.execute(base).scalar()
+
+
 def _last_processed(engine: sa.Engine) -> int | None:
     with engine.connect() as conn:
         return conn.execute(sa.select(DetectionState.last_month_index).where(DetectionState.id == 1)).scalar()
@@ -205,6 +228,14 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
     as_of_idx = parse_period(as_of)[2] if as_of else None
     if as_of_idx is not None and as_of_idx > current_month_index():
         raise PeriodError(f"période future : {as_of} est postérieure au mois en cours, rien à détecter")
+    latest = latest_data_month(engine, as_of_idx)
+    if latest is None:
+        return summary
+    last = _last_processed(engine)
+    if last is not None and last >= (as_of_idx if as_of_idx is not None else latest):
+        summary.up_to_date = True        # nothing to do: the panel is not even loaded
+        summary.seconds = time.perf_counter() - t0
+        return summary
     panel = load_panel(engine, upto_month=as_of_idx)
     if panel.last_month is None:
         return summary
