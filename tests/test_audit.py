@@ -112,3 +112,33 @@ def test_register_changes_leave_events(engine, tmp_path):
     assert sorted(changes) == sorted([(w.svc(0), "name", w.services[0]["name"], "Service déménagé"),
                                       (w.svc(0), "region_code", w.services[0]["region_code"], "93")])
     assert all(e.actor == "registre register2.csv" for e in events if e.kind != "created")
+
+
+def test_programme_versions_cannot_be_replaced_truncated_or_updated(engine):
+    """The saved control programmes are their own audit trail (migration 0008); SQLite's
+    REPLACE over an existing id is refused too (0009)."""
+    import json
+
+    with engine.begin() as c:
+        c.execute(sa.text("INSERT INTO programme_versions (region_code, year, capacity, weights, rows, saved_by, "
+                          "saved_at, comment) VALUES ('84', 2027, 5, :w, :r, 'chef@dreets.test', :t, 'v1')"),
+                  {"w": json.dumps({"alerte": 3}), "r": json.dumps([]), "t": datetime.now(timezone.utc)})
+    def rows():
+        with engine.connect() as c:
+            return c.execute(sa.text("SELECT id, saved_by, comment FROM programme_versions ORDER BY id")).all()
+
+    before = rows()
+    first = before[0][0]
+    if engine.dialect.name == "sqlite":
+        statements = [f"INSERT OR REPLACE INTO programme_versions SELECT * FROM programme_versions WHERE id = {first}",
+                      f"REPLACE INTO programme_versions SELECT * FROM programme_versions WHERE id = {first}",
+                      "UPDATE programme_versions SET saved_by = 'x'"]
+    else:
+        statements = ["TRUNCATE programme_versions", "UPDATE programme_versions SET saved_by = 'x'",
+                      f"INSERT INTO programme_versions SELECT * FROM programme_versions WHERE id = {first} "
+                      f"ON CONFLICT (id) DO UPDATE SET saved_by = 'x'"]
+    for sql in statements:
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with engine.begin() as c:
+                c.execute(sa.text(sql))
+    assert rows() == before

@@ -36,8 +36,15 @@ td.num, th.num { text-align: right; white-space: nowrap; }
 """
 
 
+def css_string(text: str) -> str:
+    """``text`` as the inside of a CSS string: every character but letters, digits and spaces
+    written as a 6-digit CSS escape, so that no quote, backslash, ``<`` (``</style>``) or line
+    break from a service's name can leave the string or the style element."""
+    return "".join(c if (c.isalnum() and c.isascii()) or c == " " else f"\\{ord(c):06X}" for c in text)
+
+
 def page_css(footer: str) -> str:
-    return CSS.replace("__FOOTER__", footer.replace('"', "'").replace("\\", ""))
+    return CSS.replace("__FOOTER__", css_string(footer))
 
 
 def banner(right: str) -> str:
@@ -68,4 +75,9 @@ def html_to_pdf(html: str) -> bytes:
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
-    return HTML(string=html).write_pdf()
+    from weasyprint.urls import URLFetcher
+
+    # The documents are self-contained (inline SVG, system fonts): WeasyPrint may fetch nothing
+    # but data: URLs, so that no text that reached the HTML can read a local file (file://)
+    # or call a server.
+    return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols={"data"})).write_pdf()

@@ -153,8 +153,9 @@ def check_xlsx(path: Path, limits: InputLimits) -> None:
                 if info.file_size > cap:
                     raise InputFileError(f"{path.name} : partie « {info.filename} » du classeur trop volumineuse "
                                          f"une fois décompressée ({_mb(info.file_size)}, limite {_mb(cap)})")
-                if name.endswith((".xml", ".rels")):
-                    _scan_xml(z, info, path, limits)
+                # every part, whatever its name: openpyxl follows the relationships, so a sheet
+                # or shared strings renamed sheet1.bin are read all the same
+                _scan_xml(z, info, path, limits)
     except zipfile.BadZipFile as exc:
         raise InputFileError(f"{path.name} : classeur XLSX illisible (archive zip corrompue : {exc})") from None
     except (NotImplementedError, RuntimeError, OSError, EOFError, ValueError, zlib.error) as exc:

@@ -3,7 +3,7 @@ HttpOnly cookie carries a random token whose SHA-256 is stored here), with idle 
 expiry and revocation at sign-out, on a password change and on a lock
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 02:40:00
 """
 from alembic import op

@@ -1,7 +1,7 @@
 """CPOM objectives and saved control programmes (append-only: each save is a new version)
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-01 02:40:00
 """
 from alembic import op
