@@ -29,8 +29,9 @@ from monitor.readmodels.common import (
     peer_scores_of,
     size_dependent,
 )
+from monitor.readmodels.services import ServiceProfile, load_profile
 from monitor.store import db
-from monitor.store.models import Alert, FollowUp, Quarantine, Region, Service
+from monitor.store.models import Alert, FollowUp, Quarantine, Service
 from monitor.vocabulary import dates as timefmt
 from monitor.vocabulary.catalogue import CATALOGUE
 from monitor.vocabulary.errors import AccessDenied
@@ -55,19 +56,7 @@ class IndicatorYears:
 
 @dataclass
 class Dossier:
-    service_id: str
-    name: str
-    region_code: str
-    region_name: str
-    departments: str
-    workers_followed: int
-    companies: int
-    agrement_start: date | None
-    agrement_end: date | None
-    certification_level: int | None
-    certification_end: date | None
-    max_workers_per_physician_fte: float | None
-    cotisation_per_worker: float | None
+    profile: ServiceProfile           # the service's identity, as the service page shows it
     first_year: int | None
     last_year: int | None
     produced_on: date
@@ -196,21 +185,21 @@ def _quality(conn, service_id: str, years: tuple[int, int], alerts: pd.DataFrame
 def _talking_points(d: Dossier) -> list[str]:
     points = []
     today = d.produced_on
-    if d.agrement_end:
-        months = (d.agrement_end.year - today.year) * 12 + d.agrement_end.month - today.month
-        if d.agrement_end < today:
-            points.append(f"Agrément échu le {timefmt.fr_date(d.agrement_end)} : situation à régulariser.")
+    if d.profile.agrement_end:
+        months = (d.profile.agrement_end.year - today.year) * 12 + d.profile.agrement_end.month - today.month
+        if d.profile.agrement_end < today:
+            points.append(f"Agrément échu le {timefmt.fr_date(d.profile.agrement_end)} : situation à régulariser.")
         elif months <= RENEWAL_MONTHS:
-            points.append(f"Agrément jusqu'au {timefmt.fr_date(d.agrement_end)} (dans {months} mois) : "
+            points.append(f"Agrément jusqu'au {timefmt.fr_date(d.profile.agrement_end)} (dans {months} mois) : "
                           f"renouvellement à instruire (certification, CPOM, projet de service).")
         else:
-            points.append(f"Agrément en cours jusqu'au {timefmt.fr_date(d.agrement_end)} (dans {months} mois).")
-    if not d.certification_level:
+            points.append(f"Agrément en cours jusqu'au {timefmt.fr_date(d.profile.agrement_end)} (dans {months} mois).")
+    if not d.profile.certification_level:
         points.append("Aucune certification enregistrée : niveau minimal exigé pour l'agrément.")
-    elif d.certification_end:
-        points.append(f"Certification de niveau {d.certification_level} jusqu'au "
-                      f"{timefmt.fr_date(d.certification_end)}"
-                      + (" (échue)." if d.certification_end < today else "."))
+    elif d.profile.certification_end:
+        points.append(f"Certification de niveau {d.profile.certification_level} jusqu'au "
+                      f"{timefmt.fr_date(d.profile.certification_end)}"
+                      + (" (échue)." if d.profile.certification_end < today else "."))
     obj = d.objectives
     if len(obj):
         assessed = obj[obj["met"].notna()]
@@ -246,10 +235,8 @@ def build_dossier(engine: sa.Engine, actor, service_id: str, panel=None, today: 
     _may_produce(user, region)
     today = today or timefmt.today()
     with db.session_scope(engine) as session:
-        s = session.get(Service, str(service_id).strip())
-        session.expunge(s)
+        s = load_profile(session, service_id)
     with engine.connect() as conn:
-        region_name = conn.execute(sa.select(Region.name).where(Region.code == region)).scalar()
         region_ids = set(conn.execute(sa.select(Service.service_id).where(Service.region_code == region)).scalars())
     panel = panel if panel is not None else load_analysis_panel(engine)
     obs = panel.observations
@@ -262,12 +249,7 @@ def build_dossier(engine: sa.Engine, actor, service_id: str, panel=None, today: 
         if start is None or last - start + 1 < 3:
             start = last - 4
         first = max(first, start)
-    d = Dossier(service_id=s.service_id, name=s.name, region_code=region, region_name=region_name,
-                departments=s.departments, workers_followed=s.workers_followed, companies=s.companies,
-                agrement_start=s.agrement_start, agrement_end=s.agrement_end,
-                certification_level=s.certification_level, certification_end=s.certification_end,
-                max_workers_per_physician_fte=s.max_workers_per_physician_fte,
-                cotisation_per_worker=s.cotisation_per_worker, first_year=first, last_year=last,
+    d = Dossier(profile=s, first_year=first, last_year=last,
                 produced_on=today, produced_by=user.label() if user else "ligne de commande")
     if s.agrement_start:
         d.timeline.append((s.agrement_start, "Début de l'agrément"))

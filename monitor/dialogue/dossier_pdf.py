@@ -47,14 +47,14 @@ def _first_page(d: Dossier) -> str:
     return f"""
 <h1>Dossier de dialogue de gestion</h1>
 <p class="sous-titre">Renouvellement d'agrément (art. D4622-48 du code du travail) —
-{escape(d.name)}, SIRET {escape(d.service_id)}, {escape(d.region_name)} ({escape(d.region_code)})</p>
+{escape(d.profile.name)}, SIRET {escape(d.profile.service_id)}, {escape(d.profile.region_name)} ({escape(d.profile.region_code)})</p>
 <table>
 <tr><th>Période examinée</th><td>{escape(period)}</td><th>Établi le</th><td>{_d(d.produced_on)}</td></tr>
-<tr><th>Agrément</th><td>{_d(d.agrement_start)} au {_d(d.agrement_end)}</td>
-<th>Certification</th><td>{('niveau ' + str(d.certification_level) + " jusqu'au " + _d(d.certification_end))
-                          if d.certification_level else 'aucune'}</td></tr>
-<tr><th>Salariés suivis</th><td>{fr_number(d.workers_followed)}</td><th>Entreprises adhérentes</th>
-<td>{fr_number(d.companies)}</td></tr>
+<tr><th>Agrément</th><td>{_d(d.profile.agrement_start)} au {_d(d.profile.agrement_end)}</td>
+<th>Certification</th><td>{('niveau ' + str(d.profile.certification_level) + " jusqu'au " + _d(d.profile.certification_end))
+                          if d.profile.certification_level else 'aucune'}</td></tr>
+<tr><th>Salariés suivis</th><td>{fr_number(d.profile.workers_followed)}</td><th>Entreprises adhérentes</th>
+<td>{fr_number(d.profile.companies)}</td></tr>
 </table>
 <h2>Points à aborder</h2>
 <div class="encadre"><ul>{points}</ul></div>
@@ -66,12 +66,13 @@ le détecteur de pairs, côté défavorable de l'indicateur. Établi par {escape
 
 
 def _identity(d: Dossier) -> str:
-    rows = [["SIRET", d.service_id], ["Nom", d.name], ["Région", f"{d.region_name} ({d.region_code})"],
-            ["Départements", d.departments.replace(";", ", ")],
-            ["Salariés suivis", fr_number(d.workers_followed)], ["Entreprises adhérentes", fr_number(d.companies)],
+    p = d.profile
+    rows = [["SIRET", p.service_id], ["Nom", p.name], ["Région", f"{p.region_name} ({p.region_code})"],
+            ["Départements", ", ".join(p.departments)],
+            ["Salariés suivis", fr_number(p.workers_followed)], ["Entreprises adhérentes", fr_number(p.companies)],
             ["Plafond de salariés par ETP de médecin (agrément)",
-             fr_number(d.max_workers_per_physician_fte) if d.max_workers_per_physician_fte else "—"],
-            ["Cotisation par salarié", (fr_number(d.cotisation_per_worker, 2) + " €") if d.cotisation_per_worker
+             fr_number(p.max_workers_per_physician_fte) if p.max_workers_per_physician_fte else "—"],
+            ["Cotisation par salarié", (fr_number(p.cotisation_per_worker, 2) + " €") if p.cotisation_per_worker
              else "—"]]
     timeline = [[_d(when), what] for when, what in d.timeline]
     return ('<h2 class="saut">Identité du service</h2>' + pdf.table(["", ""], rows)
@@ -152,11 +153,11 @@ def _quality(d: Dossier) -> str:
 
 
 def dossier_html(d: Dossier) -> str:
-    footer = f"Dossier de dialogue — {d.name} — SIRET {d.service_id} — {timefmt.fr_date(d.produced_on)}"
-    right = (f"DREETS {escape(d.region_name)}<br>Pôle travail — contrôle des SPSTI<br>"
+    footer = f"Dossier de dialogue — {d.profile.name} — SIRET {d.profile.service_id} — {timefmt.fr_date(d.produced_on)}"
+    right = (f"DREETS {escape(d.profile.region_name)}<br>Pôle travail — contrôle des SPSTI<br>"
              f"Document de travail, {_d(d.produced_on)}")
     return (f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">'
-            f"<title>Dossier de dialogue — {escape(d.name)}</title><style>{pdf.page_css(footer)}</style></head><body>"
+            f"<title>Dossier de dialogue — {escape(d.profile.name)}</title><style>{pdf.page_css(footer)}</style></head><body>"
             + pdf.banner(right) + _first_page(d) + _identity(d) + _indicators(d) + _objectives(d) + _alerts(d)
             + _quality(d) + "</body></html>")
 

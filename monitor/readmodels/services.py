@@ -89,24 +89,31 @@ def service_profile(engine: sa.Engine, actor, service_id: str) -> ServiceProfile
     """A service's identity; refused outside the user's regions."""
     with db.session_scope(engine) as session:
         who = resolve_actor(session, actor)
-        row = session.execute(sa.select(Service, Region.name).join(Region, Region.code == Service.region_code)
-                              .where(Service.service_id == str(service_id).strip())).one_or_none()
-        if row is None:
-            raise NotFound(f"Service {service_id} introuvable.")
-        svc, region_name = row
-        require_read(who, svc.region_code, "ce service")
-        deps = list(session.scalars(sa.select(ServiceDepartment.department_code)
-                                    .where(ServiceDepartment.service_id == svc.service_id)
-                                    .order_by(ServiceDepartment.department_code)))
-        return ServiceProfile(
-            service_id=svc.service_id, name=svc.name, region_code=svc.region_code, region_name=region_name,
-            departments=deps or [d for d in (svc.departments or "").split(";") if d],
-            workers_followed=svc.workers_followed, companies=svc.companies, agrement_start=svc.agrement_start,
-            agrement_end=svc.agrement_end, certification_level=svc.certification_level,
-            certification_end=svc.certification_end,
-            max_workers_per_physician_fte=svc.max_workers_per_physician_fte,
-            cotisation_per_worker=svc.cotisation_per_worker, merger_periods=svc.merger_periods,
-            absorbed_by=svc.absorbed_by)
+        profile = load_profile(session, service_id)
+        require_read(who, profile.region_code, "ce service")
+        return profile
+
+
+def load_profile(session, service_id: str) -> ServiceProfile:
+    """A service's identity, with no access check: the caller has checked the region."""
+    row = session.execute(sa.select(Service, Region.name).join(Region, Region.code == Service.region_code)
+                          .where(Service.service_id == str(service_id).strip())).one_or_none()
+    if row is None:
+        raise NotFound(f"Service {service_id} introuvable.")
+    svc, region_name = row
+    deps = list(session.scalars(sa.select(ServiceDepartment.department_code)
+                                .where(ServiceDepartment.service_id == svc.service_id)
+                                .order_by(ServiceDepartment.department_code)))
+    return ServiceProfile(
+        service_id=svc.service_id, name=svc.name, region_code=svc.region_code, region_name=region_name,
+        departments=deps or [d for d in (svc.departments or "").split(";") if d],
+        workers_followed=svc.workers_followed, companies=svc.companies, agrement_start=svc.agrement_start,
+        agrement_end=svc.agrement_end, certification_level=svc.certification_level,
+        certification_end=svc.certification_end,
+        max_workers_per_physician_fte=svc.max_workers_per_physician_fte,
+        cotisation_per_worker=svc.cotisation_per_worker, merger_periods=svc.merger_periods,
+        absorbed_by=svc.absorbed_by)
+
 
 SERIES_COLUMNS = ["month_index", "period", "month_label", "value", "peer_median", "peer_p10", "peer_p90",
                   "expected", "lower", "upper", "flagged", "flag_categories", "flag_severity"]
