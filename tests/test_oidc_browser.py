@@ -12,10 +12,8 @@ Skipped when Node or the provider's packages are absent (`.ci/run` runs `npm ci`
 """
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +21,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_dashboard_browser import (CHROMIUM, CHROMIUM_ARGS, Dashboard, _free_port, no_exception,  # noqa: E402
-                                    playwright_api, settle)
+from test_dashboard_browser import (Dashboard, _free_port, browser, no_exception,  # noqa: E402,F401
+                                    settle, stop_process_group)
 from test_dashboard_apptest import USERS, build_dashboard_db  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -63,12 +61,7 @@ class Provider:
             raise RuntimeError(f"the OIDC provider did not start: {line!r} {log.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_process_group(self.proc)
         self.log.close()
 
 
@@ -100,14 +93,6 @@ client_kwargs = {{ scope = "openid email profile", prompt = "login" }}
     yield dash, provider
     dash.stop()
     provider.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _sign_in_at_provider(page, base: str, issuer: str, login: str) -> None:

@@ -21,8 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_dashboard_browser import (CHROMIUM, CHROMIUM_ARGS, Dashboard, no_exception, playwright_api,  # noqa: E402,F401
-                                    settle)
+from test_dashboard_browser import Dashboard, browser, no_exception, settle  # noqa: E402,F401
 from test_dashboard_apptest import PASSWORD, USERS, build_dashboard_db  # noqa: E402
 
 from monitor.store import db  # noqa: E402
@@ -42,14 +41,6 @@ def server(world, tmp_path_factory):
     d = Dashboard(world.url, tmp_path_factory.mktemp("server") / "dashboard.log")
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _get(url: str, cookie: str | None = None, accept: str = "*/*"):
