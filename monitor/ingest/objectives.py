@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from monitor.ingest.indicators import _first_reason, _insert_quarantine, _nullable
+from monitor.ingest.indicators import REASONS as INDICATOR_REASONS, _first_reason, _insert_quarantine, _nullable
 from monitor.ingest.readers import InputFileError, RawTable, formula_mask, parse_numbers, read_table
 from monitor.ingest.register import normalise_siret
 from monitor.store import db
@@ -29,11 +29,9 @@ MAX_LABEL = 300
 YEARS = (2000, 2100)
 
 REASONS = {
-    "bad_shape": "nombre de colonnes incorrect sur la ligne",
-    "formula": "cellule contenant une formule de tableur (refusée par sécurité)",
-    "invalid_siret": "SIRET invalide (14 chiffres, clé de Luhn)",
-    "unknown_service": "service absent du registre (chargez-le avec « services load »)",
-    "unknown_indicator": "code d'indicateur inconnu du catalogue",
+    # the row checks objectives share with indicator files, worded once (monitor.ingest.indicators)
+    **{k: INDICATOR_REASONS[k] for k in ("bad_shape", "formula", "invalid_siret", "unknown_service",
+                                          "unknown_indicator")},
     "bad_year": f"année illisible (attendu AAAA, entre {YEARS[0]} et {YEARS[1]})",
     "bad_number": "cible numérique illisible ou manquante",
     "unit_percent": "erreur d'unité : cible de proportion supérieure à 1, probablement en pourcentage "
