@@ -114,7 +114,11 @@ def _nan_window_stat(a: np.ndarray, window: int, fn) -> np.ndarray:
 
 def past_median_mad(a: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, MAD (× 1.4826) and number of observations of the previous ``window`` rows."""
-    win = _past_windows(a, window)
+    return window_median_mad(_past_windows(a, window))
+
+
+def window_median_mad(win: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, MAD (× 1.4826) and number of observations over the last axis of ``win``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(win, axis=-1)
@@ -433,11 +437,7 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
         seasonal = beta * np.nan_to_num(swing)
         adj_w = _past_windows(r, window) - beta[..., None] * _past_windows(
             np.broadcast_to(np.nan_to_num(swing), r.shape).copy(), window)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mu = np.nanmedian(adj_w, axis=-1)
-            mad = MAD_SCALE * np.nanmedian(np.abs(adj_w - mu[..., None]), axis=-1)
-        count = np.isfinite(adj_w).sum(axis=-1).astype(float)
+        mu, mad, count = window_median_mad(adj_w)
         r_own = r - seasonal
     else:
         mu, mad, count = past_median_mad(r, window)
