@@ -115,12 +115,14 @@ def _model(cfg: MultivariateConfig):
     return IForest(random_state=cfg.random_state, n_estimators=100)
 
 
-def feature_panel(panel: Panel, upto: int, peer_cfg: PeerConfig | None = None) -> pd.DataFrame:
-    """Long frame month_index, service_id, indicator, zw, value, expected for all peer indicators."""
+def feature_panel(panel: Panel, upto: int, peer_cfg: PeerConfig | None = None,
+                  since: int | None = None) -> pd.DataFrame:
+    """Long frame month_index, service_id, indicator, zw, value, expected for all peer
+    indicators, months ``since`` to ``upto``."""
     peer_cfg = peer_cfg or PeerConfig()
     parts = []
     for code in peer_cfg.count_indicators + peer_cfg.robust_indicators:
-        cs = peer_scores(panel, code, peer_cfg, upto=upto)
+        cs = peer_scores(panel, code, peer_cfg, upto=upto, since=since)
         if len(cs):
             parts.append(cs[["month_index", "service_id", "zw", "value", "expected"]].assign(indicator=code))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -193,10 +195,21 @@ class MultivariateOutlier(Detector):
         months = np.asarray(months)
         if months.size == 0:
             return empty_findings()
-        feats = feature_panel(panel, int(months.max()))
-        if feats.empty:
-            return empty_findings()
-        scores, contrib = self.monthly_scores(feats, months)
+        first, start = int(months.min()), int(panel.months.min())
+        back = needed = cfg.persist_window - 1
+        while True:
+            # each month's score is its own cross-section's: the months from ``since`` give the
+            # same scores as the whole history once they hold the persistence window's
+            # scored months before ``first`` (else look further back)
+            since = first - back if first - back > start else None
+            feats = feature_panel(panel, int(months.max()), since=since)
+            if feats.empty:
+                return empty_findings()
+            scores, contrib = self.monthly_scores(feats, months)
+            scored_before = scores.loc[scores["month_index"] < first, "month_index"].nunique() if len(scores) else 0
+            if since is None or scored_before >= needed:
+                break
+            back = max(2 * back, 12)
         if scores.empty:
             return empty_findings()
         zw = scores.pivot_table(index="month_index", columns="service_id", values="z")

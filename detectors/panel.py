@@ -51,15 +51,19 @@ class Panel:
         and each service judged at its finest frequency: a service that sends an indicator
         monthly and also yearly is judged on the months (the yearly value is checked against
         them by the data-quality detector :class:`detectors.quality.FrequencyMismatch`)."""
+        key = ("indicator", code, statistical)      # read-only for callers; cleared by exclude()
+        if key in self.cache:
+            return self.cache[key]
         obs = self.observations[self.observations["indicator"] == code]
         if statistical and obs["period_kind"].nunique() > 1:
             obs = obs[finest_frequency(obs)]
         if statistical and self.excluded is not None and len(self.excluded):
             ex = self.excluded[self.excluded["indicator"].isin([code, "*"])]
             if len(ex):
-                bad = set(zip(ex["service_id"].tolist(), ex["month_index"].astype(int).tolist()))
-                keep = [(s, m) not in bad for s, m in zip(obs["service_id"].tolist(), obs["month_index"].tolist())]
-                obs = obs[np.asarray(keep, dtype=bool)]
+                bad = pd.MultiIndex.from_arrays([ex["service_id"].astype(str), ex["month_index"].astype(int)])
+                cells = pd.MultiIndex.from_arrays([obs["service_id"].astype(str), obs["month_index"].astype(int)])
+                obs = obs[~cells.isin(bad)]
+        self.cache[key] = obs
         return obs
 
     def wide(self, code: str, column: str = "value", statistical: bool = True) -> pd.DataFrame:

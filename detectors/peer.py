@@ -221,19 +221,34 @@ def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
     return flags
 
 
-def peer_scores(panel: Panel, code: str, cfg: PeerConfig, upto: int | None = None) -> pd.DataFrame:
-    """Every service-month of one indicator against its month's peers (long frame).
+def periods_back(months: np.ndarray, first: int, count: int) -> int | None:
+    """The month of the ``count``-th observed period before ``first`` (``months``: the months
+    an indicator was observed); None when the history does not go back that far (then every
+    period is needed)."""
+    earlier = np.unique(months[months < first])
+    return int(earlier[-count]) if count > 0 and earlier.size >= count else (first if count <= 0 else None)
+
+
+def peer_scores(panel: Panel, code: str, cfg: PeerConfig, upto: int | None = None,
+                since: int | None = None) -> pd.DataFrame:
+    """Every service-month of one indicator against its month's peers (long frame), for the
+    months up to ``upto`` and from ``since`` (each month is a cross-section of its own, so a
+    run over recent months computes only them and gives the same scores).
 
     Columns: month_index, service_id, value, z (adjusted), zw (worse side positive), expected,
     lower, upper, numerator, denominator, phi, tau2, n_units.
     """
-    key = ("peer_scores", code, repr(cfg), upto)
+    obs = panel.indicator(code)
+    if since is not None and not (obs["month_index"] < since).any():
+        since = None                      # the whole history: one cache entry for both
+    key = ("peer_scores", code, repr(cfg), upto, since)
     if key in panel.cache:
         return panel.cache[key]
     ind = CATALOGUE[code]
-    obs = panel.indicator(code)
     if upto is not None:
         obs = obs[obs["month_index"] <= upto]
+    if since is not None:
+        obs = obs[obs["month_index"] >= since]
     obs = obs.sort_values("month_index", kind="mergesort")
     months = obs["month_index"].to_numpy()
     sid = obs["service_id"].to_numpy()
@@ -272,9 +287,13 @@ class PeerOutlier(Detector):
         if months.size == 0:
             return empty_findings()
         out = []
+        # the persistence and structural windows look back this many observed periods
+        lookback = max(cfg.persist_window, cfg.structural_window) - 1
         for code in cfg.indicators:
             ind = CATALOGUE[code]
-            cs = peer_scores(panel, code, cfg, upto=int(months.max()))
+            observed = panel.indicator(code)["month_index"].to_numpy()
+            cs = peer_scores(panel, code, cfg, upto=int(months.max()),
+                             since=periods_back(observed, int(months.min()), lookback))
             if cs.empty:
                 continue
             zw = cs.pivot_table(index="month_index", columns="service_id", values="zw", aggfunc="last")
