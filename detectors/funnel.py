@@ -237,7 +237,7 @@ def _tau2(phi: float, s: np.ndarray, used: np.ndarray) -> float:
 
 
 def robust_tau2(y: Any, s: Any, target_transformed: float, tau2: float = 0.0,
-                iterations: int = 50) -> float:
+                iterations: int = 50, rtol: float = 1e-7) -> float:
     """The smallest between-unit variance, at least ``tau2``, that gives the adjusted z-scores
     ``(y - target) / sqrt(s² + tau²)`` a unit robust spread (1.4826 × MAD about their median).
 
@@ -258,24 +258,31 @@ def robust_tau2(y: Any, s: Any, target_transformed: float, tau2: float = 0.0,
     if d.size < 3:
         return lo
 
-    def spread(t2: float) -> float:
-        z = d / np.sqrt(s2 + t2)
-        return 1.4826 * float(np.median(np.abs(z - np.median(z))))
+    def spread(t2: np.ndarray) -> np.ndarray:
+        z = d / np.sqrt(s2 + np.asarray(t2, dtype=float)[:, None])
+        return 1.4826 * np.median(np.abs(z - np.median(z, axis=1, keepdims=True)), axis=1)
 
-    if spread(lo) <= 1.0:
+    if spread([lo])[0] <= 1.0:
         return lo
-    hi = max(lo, 1e-12)
-    while spread(hi) > 1.0:
-        hi *= 4.0
-        if hi > 1e6:
-            return lo
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        if spread(mid) > 1.0:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    # bracket: geometric steps around the deviations' own robust variance, evaluated at once
+    mad_d = 1.4826 * float(np.median(np.abs(d - np.median(d))))
+    unit = mad_d ** 2 if mad_d > 0 else float(np.mean(d ** 2)) or 1e-12
+    steps = lo + unit * 4.0 ** np.arange(-14, 7)
+    fine = ~(spread(steps) > 1.0)
+    if not fine.any():
+        return lo
+    i = int(np.argmax(fine))
+    lo, hi = (lo if i == 0 else float(steps[i - 1])), float(steps[i])
+    # then the bracket narrowed 16-fold per round, its 17 points evaluated at once, until it is
+    # within ``rtol`` of its upper end (at most ``iterations`` halvings' worth of rounds)
+    for _ in range(-(-iterations // 4)):
+        if hi - lo <= rtol * hi:
+            break
+        grid = np.linspace(lo, hi, 17)
+        above = spread(grid) > 1.0
+        i = int(np.argmin(above[1:])) + 1 if not above[1:].all() else 16
+        lo, hi = grid[i - 1], grid[i]
+    return float(hi)
 
 
 # --------------------------------------------------------------------------- limits

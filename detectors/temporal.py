@@ -220,12 +220,17 @@ def cusum_scale(zc: np.ndarray, k: float, arl: float = 200.0, min_runs: int = 20
     until ``min_runs`` service-months are available.
     """
     h_m = calibrate_h(k, arl)
-    T = zc.shape[0]
+    T, S = zc.shape
     rates = np.empty((grid.size, T))
     observed = np.cumsum(np.isfinite(zc).sum(axis=1))
-    for i, s in enumerate(grid):
-        sig = np.asarray(upper_cusum(-zc / s, k, h_m, reset=True).signal)
-        rates[i] = np.cumsum(sig.sum(axis=1))
+    # the scales side by side as columns of one CUSUM (its loop runs over time only), in chunks
+    # of about two million cells so that a national panel of 18,000 services stays small
+    per_chunk = max(1, 2_000_000 // max(1, T * S))
+    for lo in range(0, grid.size, per_chunk):
+        scales = grid[lo:lo + per_chunk]
+        stacked = (-zc[:, None, :] / scales[None, :, None]).reshape(T, scales.size * S)
+        sig = np.asarray(upper_cusum(stacked, k, h_m, reset=True).signal).reshape(T, scales.size, S)
+        rates[lo:lo + scales.size] = np.cumsum(sig.sum(axis=2), axis=0).T
     out = np.ones(T)
     for t in range(1, T):
         n = observed[t - 1]

@@ -43,3 +43,23 @@ def test_commands_refuse_an_uninitialised_database(sqlite_url):
 
     with pytest.raises(db.DatabaseError, match="init"):
         db.require_schema(db.get_engine(sqlite_url))
+
+
+def test_the_quick_revision_reads_agree_with_alembic(engine):
+    """Every command checks the schema with one query and the migration files' revision lines
+    (db.current_revision, db.head_revision) instead of Alembic's runtime: they must agree."""
+    from alembic.script import ScriptDirectory
+
+    assert db.head_revision() == ScriptDirectory(str(db.MIGRATIONS)).get_current_head()
+    schema.init(engine)
+    with engine.connect() as conn:
+        assert db.current_revision(engine) == MigrationContext.configure(conn).get_current_revision() \
+            == db.head_revision()
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    try:
+        db.require_schema(engine)
+    except db.DatabaseError as exc:
+        assert "schéma de la base est ancien" in str(exc)
+    else:
+        raise AssertionError("an old schema must be refused")

@@ -6,6 +6,7 @@ scheduler and the CLI can share one file; PostgreSQL is used as is.
 from __future__ import annotations
 
 from contextlib import contextmanager
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
@@ -84,16 +85,37 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
+    """The revision Alembic recorded in the database (its ``alembic_version`` table), read
+    with one query: every command checks it, and loading Alembic's runtime costs more."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise DatabaseError("plusieurs révisions de schéma enregistrées : la base a été modifiée hors de l'outil")
+    return rows[0] if rows else None
 
 
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]+)?=\s*['\"]?([^'\"\s]+)['\"]?\s*$", re.M)
+
+
+@lru_cache(maxsize=1)
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    """The latest migration, read from the ``revision`` and ``down_revision`` lines of the
+    migration files (the one no other revises), rather than importing every migration
+    through Alembic's script directory (half a second for each command). The migrations
+    form one chain; anything else is refused here as Alembic would."""
+    revisions, parents = set(), set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        if "revision" in found:
+            revisions.add(found["revision"])
+            if found.get("down_revision") not in (None, "None"):
+                parents.add(found["down_revision"])
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise DatabaseError(f"migrations incohérentes : {len(heads)} têtes de révision ({', '.join(sorted(heads))})")
+    return heads.pop()
 
 
 def require_schema(engine: sa.Engine) -> None:
