@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from alerts.silences import active_silences, worse
+from alerts.silences import active_silences, covers, worse
 from monitor.store.models import Alert, AlertEvent, FollowUp, FollowUpAlert, utcnow
 from monitor.vocabulary.labels import SEVERITY_RANK
 from monitor.vocabulary.periods import kind_of, month_label, period_code
@@ -116,7 +116,7 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
         raise ValueError("resolve_after doit valoir au moins 1 période")
     stats = LifecycleStats()
     alerts = latest_alerts(session)
-    silences = active_silences(session, date.today())
+    silences = active_silences(session)
     followed = _followed(session)
     today = date.today()
     by_month = {m: g for m, g in combined.groupby("month_index")} if len(combined) else {}
@@ -140,7 +140,7 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
                 seen.add(key)
                 if a is None or (a.status == AlertStatus.DISMISSED and a.normal_streak >= resolve_after):
                     silence = silences.get(key)
-                    if silence is not None:
+                    if silence is not None and covers(silence, m):
                         value = getattr(r, "value", None)
                         if not worse(r.indicator, None if value is None or value != value else float(value),
                                      silence.level):

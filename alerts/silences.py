@@ -94,11 +94,19 @@ def worse(indicator: str, value: float | None, level: float | None) -> bool:
     return abs(value - centre) > abs(level - centre)
 
 
-def active_silences(session: Session, today: date) -> dict[tuple[str, str, str], Silence]:
-    """The silences in force, by (service, indicator, category)."""
-    rows = session.scalars(sa.select(Silence).where(Silence.ended_at.is_(None), Silence.until > today)
-                           .order_by(Silence.id))
+def active_silences(session: Session) -> dict[tuple[str, str, str], Silence]:
+    """The silences nobody lifted and no worse value ended, by (service, indicator, category);
+    whether one covers a period is :func:`covers`'s to say."""
+    rows = session.scalars(sa.select(Silence).where(Silence.ended_at.is_(None)).order_by(Silence.id))
     return {(s.service_id, s.indicator, s.category): s for s in rows}
+
+
+def covers(silence: Silence, month_index: int) -> bool:
+    """Whether a silence mutes the period ending in ``month_index``: the periods up to the
+    month of its end date. Judged by the period detected, not the day detection runs, so that
+    detecting old periods again (a backfill, a late correction) mutes what a timely run muted."""
+    until = silence.until
+    return month_index <= until.year * 12 + until.month - 1
 
 
 def _view(s: Silence, name: str, region: str, today: date) -> SilenceView:

@@ -114,3 +114,26 @@ def test_silences_from_the_command_line(sqlite_engine, tmp_path):
     r = run("alerts", "unsilence", sid, "--comment", "fin")
     assert r.exit_code == 0 and f"Silence n° {sid} levé" in r.output
     assert "en vigueur" not in run("alerts", "silences", "--all").output
+
+
+def test_a_silence_covers_the_periods_up_to_its_end_whenever_detection_runs(engine, tmp_path):
+    """Detecting old periods again (a backfill, a late correction) after a silence's end date has
+    passed mutes what a timely run muted; the periods after its end month are not muted."""
+    from monitor.store.models import Silence
+
+    w = make_world(engine, tmp_path)
+    sid, ind = w.svc(0), "vip_init_in_delay_rate"
+    _value_finding(engine, sid, ind, 0.61)
+    triage.dismiss(engine, w.users["manager84"], w.alerts["s0"], None, "deja_connu", "connu de l'inspection")
+    with db.session_scope(engine) as s:                  # its end date has passed since
+        s.execute(sa.update(Silence).values(until=date(2025, 9, 15)))
+    with db.session_scope(engine) as ses:
+        apply_findings(ses, pd.DataFrame(columns=["service_id", "indicator", "category", "month_index"]),
+                       [month_index(p) for p in ("2025-04", "2025-05", "2025-06")], resolve_after=3)
+    assert _run(engine, sid, ind, 0.62, ["2025-09"]).silenced == 1          # within its months
+    assert [a.status for a in _alerts(engine, sid, ind)] == ["dismissed"]
+    with db.session_scope(engine) as ses:
+        apply_findings(ses, pd.DataFrame(columns=["service_id", "indicator", "category", "month_index"]),
+                       [month_index(p) for p in ("2025-10", "2025-11", "2025-12")], resolve_after=3)
+    stats = _run(engine, sid, ind, 0.62, ["2026-01"])                       # after its end month
+    assert stats.silenced == 0 and stats.opened == 1
