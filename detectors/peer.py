@@ -18,9 +18,11 @@ Every month is a cross-section of that month alone, so findings are causal by de
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label
 from monitor.vocabulary.periods import LAST_PERIODS_FR, period_phrase_fr
@@ -187,6 +189,23 @@ def funnel_curves(code: str, month: pd.DataFrame, sizes) -> pd.DataFrame:
         ["x", "lower_95", "upper_95", "lower_998", "upper_998"]]
 
 
+def _trailing(a: np.ndarray, window: int) -> np.ndarray:
+    """(T, S, window) view of each row with the ``window - 1`` rows before it (NaN-padded)."""
+    padded = np.vstack([np.full((window - 1, a.shape[1]), np.nan), a])
+    return sliding_window_view(padded, window, axis=0)
+
+
+def recent_beyond(zw: pd.DataFrame, z: float, window: int) -> np.ndarray:
+    """How many of the last ``window`` observed periods (this one included) were beyond ``z``;
+    NaN where none was observed. Sums of each window's own values: the same whatever period
+    the frame starts at (a monthly run's frame starts a few periods back)."""
+    a = zw.to_numpy(dtype=float)
+    beyond = np.where(np.isnan(a), np.nan, (a > z).astype(float))
+    win = _trailing(beyond, window)
+    seen = (~np.isnan(win)).sum(axis=-1)
+    return np.where(seen > 0, np.nansum(win, axis=-1), np.nan)
+
+
 def structural_z(zw: pd.DataFrame, window: int) -> pd.DataFrame:
     """A service's mean worse-side z over its last ``window`` observed periods, standardised by
     the robust spread (1.4826 × MAD) of those means across the period's services.
@@ -198,27 +217,33 @@ def structural_z(zw: pd.DataFrame, window: int) -> pd.DataFrame:
     heterogeneity), the spread stays near 1 and the statistic is one period's z. Either way it is
     N(0, 1)-like in control, so it is tested at the same limit.
     """
-    m = zw.rolling(window, min_periods=window).mean()
-    centre = m.median(axis=1)
-    dev = m.sub(centre, axis=0)
-    spread = MAD_SCALE * dev.abs().median(axis=1)
-    spread = spread.where(spread > 0)
-    return dev.div(spread, axis=0)
+    win = _trailing(zw.to_numpy(dtype=float), window)
+    full = (~np.isnan(win)).sum(axis=-1) == window
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = np.where(full, win.sum(axis=-1) / window, np.nan)
+        dev = m - np.nanmedian(m, axis=1, keepdims=True)
+        spread = MAD_SCALE * np.nanmedian(np.abs(dev), axis=1, keepdims=True)
+    spread = np.where(spread > 0, spread, np.nan)
+    return pd.DataFrame(dev / spread, index=zw.index, columns=zw.columns)
 
 
-def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig) -> pd.DataFrame:
+def persistent_flags(zw: pd.DataFrame, cfg: PeerConfig, recent: np.ndarray | None = None) -> pd.DataFrame:
     """periods × services booleans: persistently beyond 99.8 % (``persist_count`` of the last
     ``persist_window`` periods, this one included) and beyond the limit, this period or in its
-    structural mean (:func:`structural_z`)."""
-    beyond = (zw > cfg.persist_z).astype(float).where(zw.notna())
-    recent = beyond.rolling(cfg.persist_window, min_periods=1).sum()
-    persistent = recent >= cfg.persist_count
-    flags = (zw > cfg.limit_z) & persistent
-    if cfg.structural_window > 1:
-        # the same persistence, with the limit applied to the structural mean instead of this
-        # period alone: one extreme period is still not an alert
-        flags |= persistent & (zw > cfg.persist_z) & (structural_z(zw, cfg.structural_window) > cfg.limit_z)
-    return flags
+    structural mean (:func:`structural_z`). ``recent``: :func:`recent_beyond`, if already counted."""
+    a = zw.to_numpy(dtype=float)
+    if recent is None:
+        recent = recent_beyond(zw, cfg.persist_z, cfg.persist_window)
+    with np.errstate(invalid="ignore"):
+        persistent = recent >= cfg.persist_count
+        flags = (a > cfg.limit_z) & persistent
+        if cfg.structural_window > 1:
+            # the same persistence, with the limit applied to the structural mean instead of this
+            # period alone: one extreme period is still not an alert
+            flags |= persistent & (a > cfg.persist_z) & \
+                (structural_z(zw, cfg.structural_window).to_numpy() > cfg.limit_z)
+    return pd.DataFrame(flags, index=zw.index, columns=zw.columns)
 
 
 def periods_back(months: np.ndarray, first: int, count: int) -> int | None:
@@ -298,9 +323,9 @@ class PeerOutlier(Detector):
                 continue
             zw = cs.pivot_table(index="month_index", columns="service_id", values="zw", aggfunc="last")
             # Persistence counts observed periods: rows are the periods this indicator was reported.
-            flags = persistent_flags(zw, cfg)
-            recent = (zw > cfg.persist_z).astype(float).where(zw.notna()) \
-                .rolling(cfg.persist_window, min_periods=1).sum()
+            recent = recent_beyond(zw, cfg.persist_z, cfg.persist_window)
+            flags = persistent_flags(zw, cfg, recent)
+            recent = pd.DataFrame(recent, index=zw.index, columns=zw.columns)
             # hysteresis: still beyond the peers' 99.8 % limits, though under the alert limit
             still = ((zw > cfg.persist_z) & ~flags).stack()
             still = still[still].index.to_frame(index=False)

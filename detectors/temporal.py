@@ -117,12 +117,24 @@ def past_median_mad(a: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray,
     return window_median_mad(_past_windows(a, window))
 
 
+def nanmedian_last(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, axis=-1)``, by one sort of the last axis (NaN sorts last) and the
+    middle order statistics of each row's non-missing values: the same numbers, without
+    numpy's masked-array path for short axes (seconds on 18,000 services × 24-month windows)."""
+    a = np.asarray(a, dtype=float)
+    ordered = np.sort(a, axis=-1)
+    n = (~np.isnan(a)).sum(axis=-1)
+    lo = np.maximum((n - 1) // 2, 0)[..., None]
+    hi = np.maximum(n // 2, 0)[..., None]
+    with np.errstate(invalid="ignore"):
+        med = (np.take_along_axis(ordered, lo, -1)[..., 0] + np.take_along_axis(ordered, hi, -1)[..., 0]) / 2
+    return np.where(n > 0, med, np.nan)
+
+
 def window_median_mad(win: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, MAD (× 1.4826) and number of observations over the last axis of ``win``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(win, axis=-1)
-        mad = MAD_SCALE * np.nanmedian(np.abs(win - med[:, :, None]), axis=-1)
+    med = nanmedian_last(win)
+    mad = MAD_SCALE * nanmedian_last(np.abs(win - med[..., None]))
     return med, mad, np.isfinite(win).sum(axis=-1).astype(float)
 
 
@@ -446,7 +458,7 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
         r_own = r - seasonal
     else:
         mu, mad, count = past_median_mad(r, window)
-    past_var = _nan_window_stat(var, window, np.nanmedian)
+    past_var = _nan_window_stat(var, window, lambda w, axis: nanmedian_last(w))
     own = np.maximum(0.0, mad ** 2 - np.nan_to_num(past_var))
     # A spread estimated on 12-24 months is noisy: shrink it towards the typical spread of
     # all services that month (empirical Bayes, prior weight ``shrink_weight`` observations).

@@ -215,3 +215,23 @@ def test_a_service_with_deeper_seasons_of_its_own_is_not_a_spike_every_august():
     # worse side of FTE is lower: z > 0 is a drop
     assert np.nanmax(plain.z[aug, 0]) > 4.0
     assert np.nanmax(adjusted.z[aug, 0]) < 3.0
+
+
+def test_nanmedian_last_is_numpys_nanmedian():
+    """The windows' median (temporal.nanmedian_last) gives numpy's numbers: odd and even counts,
+    missing values, infinities, all-missing windows."""
+    import warnings
+
+    from detectors.temporal import nanmedian_last
+
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(30, 40, 24))
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[0, 0, :] = np.nan
+    a[1, 1, :3] = np.inf
+    a[2, 2, :5] = -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(a, axis=-1)
+    assert np.array_equal(nanmedian_last(a), expected, equal_nan=True)
+    assert np.isnan(nanmedian_last(a)[0, 0]) and np.isfinite(nanmedian_last(a)[1, 5])
