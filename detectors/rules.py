@@ -41,9 +41,12 @@ class LegalThresholds(Detector):
         cfg: RulesConfig = self.config
         months = np.asarray(months)
         out = []
-        obs = panel.observations[panel.observations["month_index"].isin(months)]
 
-        d = obs[obs["indicator"] == "vip_init_median_delay_days"]
+        def rows(code: str) -> pd.DataFrame:
+            o = panel.indicator(code, statistical=False)
+            return o[o["month_index"].isin(months)]
+
+        d = rows("vip_init_median_delay_days")
         near = d[(d["value"] > cfg.hysteresis * cfg.max_median_vip_delay_days)
                  & (d["value"] <= cfg.max_median_vip_delay_days)]
         if len(near):
@@ -60,7 +63,7 @@ class LegalThresholds(Detector):
             out.append(d)
 
         lo, hi = cfg.fee_band
-        f = obs[obs["indicator"] == "cotisation_vs_cmn_ratio"]
+        f = rows("cotisation_vs_cmn_ratio")
         f = f[(f["value"] < lo) | (f["value"] > hi)].copy()
         if len(f):
             f["score"] = np.maximum(lo / f["value"], f["value"] / hi)
@@ -73,7 +76,8 @@ class LegalThresholds(Detector):
             out.append(f)
 
         ceilings = panel.services["max_workers_per_physician_fte"].dropna()
-        w = obs[(obs["indicator"] == "workers_per_physician_fte") & obs["service_id"].isin(ceilings.index)].copy()
+        w = rows("workers_per_physician_fte")
+        w = w[w["service_id"].isin(ceilings.index)].copy()
         if len(w):
             w["ceiling"] = w["service_id"].map(ceilings).astype(float)
             near = w[(w["value"] > cfg.hysteresis * w["ceiling"]) & (w["value"] <= w["ceiling"])]
@@ -109,8 +113,11 @@ class AgrementCertification(Detector):
         if svc.empty or months.size == 0:
             return empty_findings()
         obs = panel.observations
+        pos = svc.index.get_indexer(obs["service_id"])           # -1: not in the register
+        known = pos >= 0
+        pos, when = pos[known], obs["month_index"].to_numpy()[known]
         # a service is checked from its first report on (the register is today's)
-        first = obs.groupby("service_id")["month_index"].min().reindex(svc.index)
+        first = pd.Series(when).groupby(pos).min().reindex(np.arange(len(svc))).to_numpy(dtype=float)
         end = pd.to_datetime(svc["agrement_end"], errors="coerce")
         end_idx = (end.dt.year * 12 + end.dt.month - 1).to_numpy()
         cert_end = pd.to_datetime(svc["certification_end"], errors="coerce")
@@ -118,17 +125,23 @@ class AgrementCertification(Detector):
         level = pd.to_numeric(svc["certification_level"], errors="coerce").fillna(0).to_numpy()
         deadline = to_month_index(cfg.certification_deadline)
         m = months[:, None]
-        # checked while the service reports (a service absorbed by a merger stops reporting)
-        present = pd.crosstab(obs["month_index"], obs["service_id"]).reindex(columns=svc.index, fill_value=0) > 0
-        present = present.reindex(np.arange(min(present.index.min(), months.min()),
-                                             max(present.index.max(), months.max()) + 1), fill_value=False)
-        recent = present.astype(float).rolling(3, min_periods=1).max().reindex(months).fillna(0).to_numpy() > 0
-        active = (m >= first.fillna(10**9).to_numpy()[None, :]) & recent
+        # checked while the service reports (a service absorbed by a merger stops reporting):
+        # a report in this month or one of the two before
+        lo = int(min(when.min(), months.min())) if when.size else int(months.min())
+        hi = int(max(when.max(), months.max())) if when.size else int(months.max())
+        present = np.zeros((hi - lo + 1, len(svc)), dtype=bool)
+        present[when - lo, pos] = True
+        recent = present.copy()
+        recent[1:] |= present[:-1]
+        recent[2:] |= present[:-2]
+        recent = recent[months - lo]
+        active = (m >= np.nan_to_num(first, nan=10**9)[None, :]) & recent
         expired = active & (m > end_idx[None, :])
         expiring = active & ~expired & (m > end_idx[None, :] - cfg.agrement_warning_months)
         no_cert = active & (m >= deadline) & ((level[None, :] <= 0) | ~(m <= cert_end_idx[None, :]))
         rows = []
         ids = svc.index.to_numpy()
+        agrement_end = svc["agrement_end"].to_numpy()
         for mask, indicator, sev, text in [
             (expired, "agrement", "high", "Agrément expiré le {end} (art. L4622-6-1, D4622-48)"),
             (expiring, "agrement", "medium", "Agrément arrivant à échéance le {end}, dans moins de {n} mois : renouvellement à instruire (D4622-48)"),
@@ -138,9 +151,9 @@ class AgrementCertification(Detector):
             for a, b in zip(mi, si):
                 rows.append({"service_id": ids[b], "indicator": indicator, "month_index": int(months[a]),
                              "score": 1.0, "severity": sev,
-                             "explanation": text.format(end=svc["agrement_end"].iloc[b], n=cfg.agrement_warning_months,
+                             "explanation": text.format(end=agrement_end[b], n=cfg.agrement_warning_months,
                                                         month=month_fr(int(months[a]))),
-                             "evidence": {"rule": indicator, "agrement_end": str(svc["agrement_end"].iloc[b]),
+                             "evidence": {"rule": indicator, "agrement_end": str(agrement_end[b]),
                                           "certification_level": int(level[b])}})
         if not rows:
             return empty_findings()
