@@ -235,3 +235,17 @@ def test_nanmedian_last_is_numpys_nanmedian():
         expected = np.nanmedian(a, axis=-1)
     assert np.array_equal(nanmedian_last(a), expected, equal_nan=True)
     assert np.isnan(nanmedian_last(a)[0, 0]) and np.isfinite(nanmedian_last(a)[1, 5])
+
+
+def test_resetting_signals_are_the_cusums_signals():
+    """The scale study's lean CUSUM (temporal.resetting_signals) signals exactly where
+    detectors.cusum.upper_cusum(reset=True) does, missing periods included."""
+    from detectors.cusum import upper_cusum
+    from detectors.temporal import resetting_signals
+
+    rng = np.random.default_rng(4)
+    z = rng.standard_t(3, size=(40, 300)) + np.linspace(0, 1.5, 300)[None, :]
+    z[rng.random(z.shape) < 0.2] = np.nan
+    mine = resetting_signals(z, 0.5, 3.0)
+    theirs = np.asarray(upper_cusum(z, 0.5, 3.0, reset=True).signal)
+    assert theirs.sum() > 50 and np.array_equal(mine, theirs)
