@@ -84,11 +84,14 @@ def default_target(panel: Panel) -> int:
     return int(monthly.max()) if len(monthly) else int(panel.last_month)
 
 
-def reported_by_month(panel: Panel) -> dict[int, set]:
-    """Per month: the services that sent anything, and the (service, indicator) pairs sent, so
-    that an alert counts normal periods at its own indicator's frequency (a yearly value is
-    normal or not once a year, not every month of the year)."""
-    obs = panel.observations[["month_index", "service_id", "indicator"]].drop_duplicates()
+def reported_by_month(panel: Panel, months=None) -> dict[int, set]:
+    """Per month (of ``months``, default all): the services that sent anything, and the
+    (service, indicator) pairs sent, so that an alert counts normal periods at its own
+    indicator's frequency (a yearly value is normal or not once a year, not every month)."""
+    obs = panel.observations
+    if months is not None:
+        obs = obs[obs["month_index"].isin(np.asarray(months))]
+    obs = obs[["month_index", "service_id", "indicator"]].drop_duplicates()
     out: dict[int, set] = {}
     for m, g in obs.groupby("month_index"):
         out[int(m)] = set(g["service_id"]) | set(zip(g["service_id"], g["indicator"]))
@@ -260,7 +263,7 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
                 s.flush()
                 _store_findings(s.connection(), run.id, findings)
                 stats = apply_findings(s, combine_findings(findings), months, resolve_after=resolve_after,
-                                       reported=reported_by_month(panel))
+                                       reported=reported_by_month(panel, months))
                 st.last_month_index = int(target)
                 st.updated_at = utcnow()
                 run.status, run.finished_at, run.findings = "ok", utcnow(), len(findings)
