@@ -194,6 +194,8 @@ def _change_fr(session: Session, e: AlertEvent, names: dict[str, str]) -> str:
         return f"gravité passée à « {severity_fr(e.severity)} »{when}"
     if e.kind == "resolved":
         return f"résolue : {e.comment}{when}" if e.comment else f"résolue{when}"
+    if e.kind == "withdrawn":
+        return f"retirée : {e.comment}"
     if e.kind == "acknowledged":
         return f"prise en charge par {who}"
     if e.kind == "follow_up":

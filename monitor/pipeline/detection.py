@@ -17,6 +17,7 @@ from detectors.registry import default_detectors
 from monitor.store import db
 from monitor.store.bulk import bulk_insert
 from monitor.store.models import DetectionRun, DetectionState, Finding, Observation, Submission, utcnow
+from monitor.pipeline.corrections import CorrectionStats, changed_keys, late_month, reconcile, replay_alerts
 from monitor.pipeline.panel_store import load_panel, not_future
 from monitor.vocabulary.catalogue import CATALOGUE
 from monitor.vocabulary.periods import PeriodError, current_month_index, month_label, parse_period, period_code
@@ -35,6 +36,7 @@ class DetectionSummary:
     resolved: int = 0
     seconds: float = 0.0
     up_to_date: bool = False
+    corrections: CorrectionStats = field(default_factory=CorrectionStats)
 
     def summary_fr(self) -> str:
         if self.up_to_date:
@@ -42,9 +44,11 @@ class DetectionSummary:
         if self.months == 0:
             return "Aucune donnée à analyser : chargez des indicateurs avec « ingest »."
         cats = ", ".join(f"{k} {v}" for k, v in sorted(self.findings.items())) or "aucun"
+        fixed = self.corrections.summary_fr()
         return (f"Détection de {month_label(self.first_month)} à {month_label(self.last_month)} "
                 f"({self.months} mois) en {self.seconds:.1f} s : constats {cats} ; "
-                f"alertes ouvertes {self.opened}, rouvertes {self.reopened}, résolues {self.resolved}")
+                f"alertes ouvertes {self.opened}, rouvertes {self.reopened}, résolues {self.resolved}"
+                + (f" ; {fixed}" if fixed else ""))
 
 
 def run_detectors(panel: Panel, months: np.ndarray, detectors=None, progress: Progress | None = None) -> pd.DataFrame:
@@ -235,35 +239,65 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
     if latest is None:
         return summary
     last = _last_processed(engine)
-    if last is not None and last >= (as_of_idx if as_of_idx is not None else latest):
+    with engine.connect() as conn:
+        late = late_month(conn, last)
+    if late is None and last is not None and last >= (as_of_idx if as_of_idx is not None else latest):
         summary.up_to_date = True        # nothing to do: the panel is not even loaded
         summary.seconds = time.perf_counter() - t0
         return summary
+    began = utcnow()                     # what the run can see: the data stored before this
     panel = load_panel(engine, upto_month=as_of_idx)
     if panel.last_month is None:
         return summary
     target = as_of_idx if as_of_idx is not None else default_target(panel)
     for attempt in range(1, attempts + 1):
         last = _last_processed(engine)
+        with engine.connect() as conn:
+            late = late_month(conn, last)
+        if late is not None and target < last:
+            late = None                  # an as-of before the processed months: corrections wait
         start = int(panel.months.min()) if last is None else last + 1
+        if late is not None:
+            start = min(start, late)
         if start > target:
             summary.up_to_date = True
             return summary
         months = np.arange(start, target + 1)
-        findings = run_detectors(panel, months, detectors, progress)
-        findings = findings[findings["month_index"].isin(months)]
+        replayed = None
+        if late is not None:
+            # a late correction: the lifecycle is replayed from the first period on the
+            # corrected findings (monitor.pipeline.corrections)
+            history = np.arange(int(panel.months.min()), target + 1)
+            every = run_detectors(panel, history, detectors, progress)
+            before = np.arange(int(panel.months.min()), last + 1)
+            replayed = replay_alerts(every[every["month_index"] <= last], before,
+                                     reported_by_month(panel, before), resolve_after)
+            findings = every[every["month_index"].isin(months)]
+        else:
+            findings = run_detectors(panel, months, detectors, progress)
+            findings = findings[findings["month_index"].isin(months)]
+        new_months = months[months > (last if last is not None else -1)]
         try:
             with db.session_scope(engine) as s:
                 st = _claim_state(s)
                 if st.last_month_index != last:
                     raise DetectionBusy("une autre détection a traité ces périodes entre-temps")
                 run = DetectionRun(as_of=month_label(target), first_period=month_label(start),
-                                   last_period=month_label(target), status="running", started_at=utcnow())
+                                   last_period=month_label(target), status="running", started_at=began)
                 s.add(run)
                 s.flush()
+                corrections = CorrectionStats()
+                if late is not None:
+                    conn = s.connection()
+                    keys = changed_keys(conn, findings, late, last)
+                    f = Finding.__table__
+                    conn.execute(sa.delete(f).where(f.c.month_index >= late, f.c.month_index <= last))
+                    corrections.first_month = late
+                    reconcile(s, replayed, keys, late, resolve_after, corrections)
                 _store_findings(s.connection(), run.id, findings)
-                stats = apply_findings(s, combine_findings(findings), months, resolve_after=resolve_after,
-                                       reported=reported_by_month(panel, months))
+                current = findings[findings["month_index"].isin(new_months)]
+                stats = apply_findings(s, combine_findings(current), new_months, resolve_after=resolve_after,
+                                       reported=reported_by_month(panel, new_months))
                 st.last_month_index = int(target)
                 st.updated_at = utcnow()
                 run.status, run.finished_at, run.findings = "ok", utcnow(), len(findings)
@@ -274,6 +308,7 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
             panel.cache.clear()
             continue
         summary.first_month, summary.last_month, summary.months = int(start), int(target), len(months)
+        summary.corrections = corrections
         opening = findings[~findings["sustain"].fillna(False).astype(bool)]
         summary.findings = opening["category"].value_counts().to_dict()
         summary.opened, summary.reopened, summary.resolved = stats.opened, stats.reopened, stats.resolved

@@ -12,6 +12,7 @@ EVENT_FR = {
     "severity": "changement de gravité",
     "resolved": "résolution (données revenues à la normale)",
     "reopened": "réouverture",
+    "withdrawn": "retrait (données corrigées)",
     "acknowledged": "prise en charge",
     "assigned": "attribution",
     "comment": "commentaire",
