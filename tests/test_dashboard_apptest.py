@@ -912,3 +912,33 @@ def test_the_queue_page_sends_one_page_of_rows(dash, monkeypatch):
     second = table(at)
     assert len(second) == min(2, total - 2) and not set(second["N°"]) & set(first["N°"])
     assert int(at.metric[0].value.replace("\u202f", "")) == total
+
+
+def test_signing_in_prepares_the_queue_of_that_scope_only(dash, queue_computations):
+    """The sign-in route fills the queue's cache for the account it signs in (while the
+    browser loads the app); the page run then finds it there."""
+    from dashboard import web
+
+    web.prepare_queue(USERS["agent"][0])
+    assert queue_computations == [USERS["agent"][0]]
+    mine, _ = dash_state.queue(_actor(USERS["agent"][0]))
+    assert set(mine["region_code"]) == {"84"}
+    assert queue_computations == [USERS["agent"][0]]                  # from the cache
+    web.prepare_queue("inconnu@dreets.test")                           # no account: nothing, no error
+    assert queue_computations == [USERS["agent"][0]]
+
+
+def test_the_sign_in_page_preloads_the_first_screen():
+    """The sign-in page preloads Streamlit's entry module and the elements the queue draws,
+    files that exist in the installed Streamlit."""
+    from streamlit import file_util
+
+    from dashboard import web
+
+    assets = web.first_screen_assets()
+    assert any(a.startswith("static/js/index.") for a in assets)
+    assert any(a.startswith("static/js/DataFrame.") for a in assets)
+    root = Path(file_util.get_static_dir())
+    assert all((root / a).is_file() for a in assets)
+    page = web.sign_in_page("/").body.decode()
+    assert page.count('rel="preload"') == len(assets)
