@@ -912,6 +912,9 @@ def test_the_queue_page_sends_one_page_of_rows(dash, monkeypatch):
     second = table(at)
     assert len(second) == min(2, total - 2) and not set(second["N°"]) & set(first["N°"])
     assert int(at.metric[0].value.replace("\u202f", "")) == total
+    at.selectbox(key="q_sort").set_value("numero").run()              # another order: back to page 1
+    assert not at.exception and at.selectbox(key="q_page").value == 1
+    assert any("Lignes 1 à 2 sur" in c.value for c in at.caption)
 
 
 def test_signing_in_prepares_the_queue_of_that_scope_only(dash, queue_computations):

@@ -87,9 +87,21 @@ def _pager(rows: pd.DataFrame, total: int, page: int, pages: int) -> None:
     text = (f"Lignes {ui.fr_int(start + 1)} à {ui.fr_int(start + len(rows))} sur {ui.fr_int(total)}, "
             "dans l'ordre choisi ci-dessus.")
     c = st.columns([1, 4], vertical_alignment="center")
-    c[0].selectbox("Page", list(range(1, pages + 1)), index=page - 1, key="q_page",
-                   format_func=lambda p: f"{p} / {pages}")
+    c[0].selectbox("Page", list(range(1, pages + 1)), key="q_page", format_func=lambda p: f"{p} / {pages}")
     c[1].caption(text)
+
+
+def _page_number(f: queue_model.QueueFilters, sort: str, total: int) -> int:
+    """The page to show: the one chosen, back to the first when the filters or the order change,
+    and never past the last (set before the page chooser is drawn, which then shows it)."""
+    chosen = repr((f, sort))
+    if st.session_state.get("q_page_of") != chosen:
+        st.session_state["q_page_of"] = chosen
+        st.session_state["q_page"] = 1
+    pages = max(1, -(-total // queue_model.PAGE_ROWS))
+    if not isinstance(st.session_state.get("q_page"), int) or not 1 <= st.session_state["q_page"] <= pages:
+        st.session_state["q_page"] = min(max(1, int(st.session_state.get("q_page") or 1)), pages)
+    return st.session_state["q_page"]
 
 
 def render() -> None:
@@ -108,7 +120,7 @@ def render() -> None:
     if view.empty:
         st.info("Aucune alerte ne correspond à ces filtres.")
         return
-    rows, page, pages = queue_model.queue_page(view, st.session_state.get("q_page") or 1)
+    rows, page, pages = queue_model.queue_page(view, _page_number(f, sort, len(view)))
     table = pd.DataFrame({
         "id": rows["id"],
         "sev": rows["severity"].map(ui.SEVERITY_LABELS).astype(str),
