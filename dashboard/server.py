@@ -15,6 +15,13 @@ from starlette.middleware import Middleware
 
 from dashboard import web
 
+# The first screen after « Se connecter » is the alert queue: what its run imports (pandas,
+# the SQLAlchemy models, the alert services and read models: about 1.5 s on a busy 2-core
+# machine) is loaded here, once, when the server starts, not in the first signed-in user's run.
+from dashboard import state, ui  # noqa: E402,F401
+from dashboard.views import login  # noqa: E402,F401
+from monitor.readmodels import queue  # noqa: E402,F401
+
 _UUID = re.compile(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 _factory = logging.getLogRecordFactory()
 

@@ -25,6 +25,7 @@ from monitor.store import db
 from monitor.accounts import sessions, users
 
 TTL = 120           # seconds; the data version makes cached answers safe, the TTL bounds memory
+QUEUE_TTL = 1800    # the first screen: kept longer (about 3 MB for 10,000 alerts), its version is exact
 AUTH_ENV = "SPSTI_MONITOR_AUTH"
 PROVIDER_ENV = "SPSTI_MONITOR_OIDC_PROVIDER"
 
@@ -144,13 +145,18 @@ def panel():
 
 # --------------------------------------------------------------------------- cached reads
 
-@st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
-def _queue(url: str, scope: tuple, version: str) -> pd.DataFrame:
-    return queue_model.queue_frame(_engine(url), scope[0])
+@st.cache_data(ttl=QUEUE_TTL, max_entries=32, show_spinner=False)
+def _queue(url: str, scope: tuple, version: str) -> tuple[pd.DataFrame, dict]:
+    frame = queue_model.queue_frame(_engine(url), scope[0])
+    return frame, queue_model.queue_options(frame)
 
 
-def queue(user) -> pd.DataFrame:
-    return _queue(db_url(), _scope_key(user), version())
+def queue(user) -> tuple[pd.DataFrame, dict]:
+    """The user's queue (:func:`monitor.readmodels.queue.queue_frame`) and the values its
+    filters offer, computed once per scope and queue version: any change to an alert, the
+    register or an account shows on the next load, while a sign-in changes nothing, so a user
+    signing in again finds the queue already computed."""
+    return _queue(db_url(), _scope_key(user), queue_model.queue_version(engine()))
 
 
 @st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)

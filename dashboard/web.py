@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
+import posixpath
+import re
+import threading
+from functools import lru_cache
+from pathlib import Path
 from http.cookies import SimpleCookie
 from urllib.parse import quote, urlsplit
 
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -81,11 +88,63 @@ def _same_origin(request: Request) -> bool:
     return origin != "null" and urlsplit(origin).netloc == request.headers.get("host")
 
 
+# --------------------------------------------------------------------------- the first screen's assets
+
+# Streamlit's front end is fetched only once the browser leaves the sign-in page: about 130
+# files (4.6 MB) for the queue, its entry module first, then the lazily loaded elements the
+# queue draws. The sign-in page preloads them while the user types, so that after « Se
+# connecter » they come from the browser's cache (they are content-hashed and served immutable).
+# The list is read from Streamlit's own index.html and entry module, so it follows upgrades;
+# if their format changes, the page simply preloads less.
+FIRST_SCREEN_ELEMENTS = ("DataFrame", "Metric", "Multiselect", "Selectbox", "Slider", "TextInput", "Checkbox",
+                         "NumberInput", "Html")
+_LAZY = re.compile(r"import\(`\./([^`]+)`\)(?:\.then\([^)]*\))?,__vite__mapDeps\(\[([\d,]*)\]\)")
+_LOG = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def first_screen_assets() -> tuple[str, ...]:
+    """Paths (``static/…``) of the front-end files the queue's first screen needs."""
+    try:
+        from streamlit import file_util
+
+        root = Path(file_util.get_static_dir())
+        index = (root / "index.html").read_text(encoding="utf-8")
+        paths = re.findall(r'(?:src|href)="\./(static/[^"?#]+)"', index)
+        entry = re.search(r'<script type="module"[^>]*src="\./(static/js/[^"]+)"', index)
+        if entry:
+            source = (root / entry.group(1)).read_text(encoding="utf-8")
+            files = re.search(r"m\.f=\[([^\]]*)\]", source)
+            deps = [f.strip().strip('"`\'') for f in files.group(1).split(",")] if files else []
+            for name, indices in _LAZY.findall(source):
+                if name.split(".", 1)[0] in FIRST_SCREEN_ELEMENTS:
+                    paths.append(f"static/js/{name}")
+                    paths += [posixpath.normpath(posixpath.join("static/js", deps[int(i)]))
+                              for i in indices.split(",") if i and int(i) < len(deps)]
+        paths += [f"static/media/{p.name}" for p in (root / "static" / "media").glob("MaterialSymbols-Rounded.*.woff2")]
+        wanted = dict.fromkeys(p for p in paths if not p.endswith((".html", ".json", ".png"))
+                               and (root / p).is_file())
+        return tuple(wanted)
+    except Exception as exc:          # never let a preload list stop the sign-in page
+        _LOG.warning("liste des fichiers à précharger indisponible : %r", exc)
+        return ()
+
+
+def _preload_links() -> str:
+    links = []
+    for path in first_screen_assets():
+        kind = "script" if path.endswith(".js") else "style" if path.endswith(".css") else "font"
+        extra = ' type="font/woff2"' if path.endswith(".woff2") else ""
+        links.append(f'<link rel="preload" href="/{html.escape(path, quote=True)}" as="{kind}"{extra} crossorigin>')
+    return "".join(links)
+
+
 # --------------------------------------------------------------------------- the sign-in page
 
 _PAGE = """<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Connexion · Supervision des SPSTI</title>
+{preload}
 <style>
  body {{ font-family: Marianne, Arial, sans-serif; color: #161616; margin: 0; background: #F6F6F6; }}
  header {{ background: #fff; border-bottom: 1px solid #DDD; padding: 1rem 2rem; }}
@@ -132,7 +191,7 @@ def sign_in_page(suite: str, error: str | None = None, info: str | None = None, 
     else:
         message = ""
     body = _PAGE.format(message=message, action=SIGN_IN, suite=html.escape(suite, quote=True),
-                        email=html.escape(email, quote=True))
+                        email=html.escape(email, quote=True), preload=_preload_links())
     return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
 
@@ -169,9 +228,41 @@ async def sign_in_post(request: Request) -> Response:
         text = message[:1].upper() + message[1:] + "." if message else "Connexion refusée."
         return sign_in_page(suite, error=text, email=email, status=401)
     cookie = await run_in_threadpool(sessions.open_session, _engine(), user.email, settings)
-    response = RedirectResponse(suite, status_code=303)
+    # the queue is computed (or found in the cache) while the browser loads the app after the
+    # redirect, instead of after its websocket asks for it
+    response = RedirectResponse(suite, status_code=303, background=BackgroundTask(prepare_queue, user.email))
     _set_cookie(response, cookie, settings)
     return response
+
+
+class _Preparing(logging.Filter):
+    """Streamlit warns, once per call, that a cached function runs outside a page run: expected
+    from :func:`prepare_queue`, so its thread's warning is dropped (the others are kept)."""
+    active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.active, "on", False)
+
+
+_PREPARING = _Preparing()
+logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_PREPARING)
+
+
+def prepare_queue(email: str) -> None:
+    """Fill the queue's cache for this account's scope (dashboard/state.py, the same cache and
+    key as its first page run, which waits for this computation rather than repeating it)."""
+    _PREPARING.active.on = True
+    try:
+        from dashboard import state
+        from monitor.readmodels.common import session_user
+
+        user = session_user(state.engine(), email)
+        if user is not None:
+            state.queue(user)
+    except Exception as exc:       # the page run computes it then, and reports any error itself
+        _LOG.info("file d'alertes non préparée à la connexion : %r", exc)
+    finally:
+        _PREPARING.active.on = False
 
 
 async def sign_out(request: Request) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -814,3 +814,134 @@ def test_an_unassigned_alert_shows_a_dash_not_none(dash):
     assigned = table(at)["Attribuée à"]
     assert len(assigned) and "—" in set(assigned)
     assert not any(v is None or str(v) in ("None", "nan", "<NA>") for v in assigned)
+
+
+# --------------------------------------------------------------------------- the queue's cache
+
+@pytest.fixture
+def queue_computations(monkeypatch) -> list[str]:
+    """The e-mails the queue was computed for (not served from the cache), cache emptied first."""
+    from monitor.readmodels import queue as queue_model
+
+    calls: list[str] = []
+    real = queue_model.queue_frame
+
+    def counting(engine, actor, *args, **kwargs):
+        calls.append(actor)
+        return real(engine, actor, *args, **kwargs)
+
+    monkeypatch.setattr(queue_model, "queue_frame", counting)
+    dash_state._queue.clear()
+    return calls
+
+
+def _actor(email: str):
+    from monitor.readmodels.common import session_user
+
+    return session_user(db.get_engine(os.environ["SPSTI_MONITOR_DB"]), email)
+
+
+def test_the_queue_cache_never_serves_one_scope_to_another(dash, queue_computations):
+    """The national user loads the queue first; the regional agent then gets only region 84's
+    alerts, on the page and from the cache, and each scope is computed once."""
+    national, agent = _actor(USERS["national"][0]), _actor(USERS["agent"][0])
+    everything, _ = dash_state.queue(national)
+    assert {"84", "93"} <= set(everything["region_code"])
+    mine, options = dash_state.queue(agent)
+    assert set(mine["region_code"]) == {"84"} and options["regions"] == ["84"]
+    assert set(mine["service_id"]) <= set(dash.sirets("84")) and len(mine) < len(everything)
+    dash_state.queue(national)
+    dash_state.queue(agent)
+    assert queue_computations == [USERS["national"][0], USERS["agent"][0]]    # then from the cache
+    signed_in("national", "views/queue.py")
+    at = signed_in("agent", "views/queue.py")
+    assert not at.exception
+    shown = page_bytes(at).decode("utf-8", "replace")
+    foreign = [n for n in dash.names("84", inside=False) if not any(n in o for o in dash.names("84"))]
+    assert not [n for n in foreign if n in shown]
+    assert not [s for s in dash.sirets("84", inside=False) if s in shown]
+
+
+def test_a_change_shows_on_the_next_load_and_a_sign_in_changes_nothing(wdash, queue_computations):
+    from monitor.accounts.users import authenticate
+
+    eng = db.get_engine(wdash.url)
+    agent = _actor(USERS["agent"][0])
+    alert_id = wdash.alerts["84"][0]
+    before, _ = dash_state.queue(agent)
+    assert before.set_index("id").at[alert_id, "status"] == "open"
+    # signing in (any user, any outcome) leaves the cached queue valid
+    assert authenticate(eng, USERS["manager"][0], PASSWORD)[0] is not None
+    assert authenticate(eng, USERS["manager"][0], "pas le bon mot de passe")[0] is None
+    dash_state.queue(agent)
+    assert len(queue_computations) == 1
+    # an action on an alert shows at once
+    a = triage.get_alert(eng, USERS["agent"][0], alert_id)
+    triage.acknowledge(eng, USERS["agent"][0], alert_id, a.version)
+    after, _ = dash_state.queue(agent)
+    assert after.set_index("id").at[alert_id, "status"] == "acknowledged"
+    # so does an assignment, with the assignee's name
+    with db.session_scope(eng) as s:
+        me = s.scalar(sa.select(User.id).where(User.email == USERS["agent"][0]))
+    triage.assign(eng, USERS["agent"][0], alert_id, a.version + 1, me)
+    assert dash_state.queue(agent)[0].set_index("id").at[alert_id, "assignee_name"] == "Alice Agent"
+    # a service moved to another region by the register leaves the agent's queue at once
+    sid = after.set_index("id").at[alert_id, "service_id"]
+    with eng.begin() as conn:
+        conn.execute(sa.update(Service).where(Service.service_id == sid)
+                     .values(region_code="93", updated_at=datetime.now(timezone.utc)))
+    moved, _ = dash_state.queue(agent)
+    assert sid not in set(moved["service_id"]) and alert_id not in set(moved["id"])
+    assert sid in set(dash_state.queue(_actor(USERS["agent93"][0]))[0]["service_id"])
+
+
+def test_the_queue_page_sends_one_page_of_rows(dash, monkeypatch):
+    """The table holds one page of the filtered queue (counts cover all of it); the page
+    chooser shows the others."""
+    from monitor.readmodels import queue as queue_model
+
+    monkeypatch.setattr(queue_model, "PAGE_ROWS", 2)
+    at = signed_in("national", "views/queue.py")
+    total = int(at.metric[0].value.replace("\u202f", ""))
+    assert total > 2
+    first = table(at)
+    assert len(first) == 2
+    assert any("Lignes 1 à 2 sur" in c.value for c in at.caption)
+    at.selectbox(key="q_page").set_value(2).run()
+    assert not at.exception
+    second = table(at)
+    assert len(second) == min(2, total - 2) and not set(second["N°"]) & set(first["N°"])
+    assert int(at.metric[0].value.replace("\u202f", "")) == total
+    at.selectbox(key="q_sort").set_value("numero").run()              # another order: back to page 1
+    assert not at.exception and at.selectbox(key="q_page").value == 1
+    assert any("Lignes 1 à 2 sur" in c.value for c in at.caption)
+
+
+def test_signing_in_prepares_the_queue_of_that_scope_only(dash, queue_computations):
+    """The sign-in route fills the queue's cache for the account it signs in (while the
+    browser loads the app); the page run then finds it there."""
+    from dashboard import web
+
+    web.prepare_queue(USERS["agent"][0])
+    assert queue_computations == [USERS["agent"][0]]
+    mine, _ = dash_state.queue(_actor(USERS["agent"][0]))
+    assert set(mine["region_code"]) == {"84"}
+    assert queue_computations == [USERS["agent"][0]]                  # from the cache
+    web.prepare_queue("inconnu@dreets.test")                           # no account: nothing, no error
+    assert queue_computations == [USERS["agent"][0]]
+
+
+def test_the_sign_in_page_preloads_the_first_screen():
+    """The sign-in page preloads Streamlit's entry module and the elements the queue draws,
+    files that exist in the installed Streamlit."""
+    from streamlit import file_util
+
+    from dashboard import web
+
+    assets = web.first_screen_assets()
+    assert any(a.startswith("static/js/index.") for a in assets)
+    assert any(a.startswith("static/js/DataFrame.") for a in assets)
+    root = Path(file_util.get_static_dir())
+    assert all((root / a).is_file() for a in assets)
+    page = web.sign_in_page("/").body.decode()
+    assert page.count('rel="preload"') == len(assets)

@@ -11,6 +11,8 @@ from monitor.vocabulary.statuses import ALERT_STATUSES, QUEUE, status_label, sta
 from dashboard import state, ui
 from monitor.config import env
 from monitor.readmodels import queue as queue_model
+from monitor.readmodels.common import indicator_label
+
 TABLE_COLUMNS = {
     "id": "N°", "sev": "Gravité", "service_name": "Service", "region_name": "Région",
     "indicator_label": "Indicateur", "cat_txt": "Catégorie", "status_txt": "Statut",
@@ -19,8 +21,7 @@ TABLE_COLUMNS = {
 }
 
 
-def _filters(user, df: pd.DataFrame) -> tuple[queue_model.QueueFilters, str]:
-    opts = queue_model.queue_options(df)
+def _filters(user, opts: dict) -> tuple[queue_model.QueueFilters, str]:
     multi_region = user.regions is None or len(user.regions) > 1
     with st.container(border=True):
         c = st.columns(4)
@@ -34,9 +35,8 @@ def _filters(user, df: pd.DataFrame) -> tuple[queue_model.QueueFilters, str]:
                                              key="q_departments"))
         categories = tuple(c[2].multiselect("Catégorie", opts["categories"], placeholder="Toutes",
                                             format_func=lambda k: ui.CATEGORY_LABELS.get(k, k), key="q_categories"))
-        labels = dict(zip(df["indicator"], df["indicator_label"]))
         indicators = tuple(c[3].multiselect("Indicateur", opts["indicators"], placeholder="Tous",
-                                            format_func=lambda k: labels.get(k, k), key="q_indicators"))
+                                            format_func=indicator_label, key="q_indicators"))
         c = st.columns(4)
         severities = tuple(c[0].multiselect("Gravité", ["high", "medium", "low"], placeholder="Toutes",
                                             format_func=ui.SEVERITY_LABELS.get, key="q_severities"))
@@ -78,29 +78,63 @@ def _counts(view: pd.DataFrame, by_status: pd.DataFrame) -> None:
                    "(marquées « sans action » dans le tableau).")
 
 
+def _pager(rows: pd.DataFrame, total: int, page: int, pages: int) -> None:
+    """Which page of the table is shown: the browser receives and draws one page of rows
+    (queue_model.PAGE_ROWS), not 10,000 (3 MB and seconds to draw)."""
+    if pages == 1:
+        return
+    start = (page - 1) * queue_model.PAGE_ROWS
+    text = (f"Lignes {ui.fr_int(start + 1)} à {ui.fr_int(start + len(rows))} sur {ui.fr_int(total)}, "
+            "dans l'ordre choisi ci-dessus.")
+    c = st.columns([1, 4], vertical_alignment="center")
+    c[0].selectbox("Page", list(range(1, pages + 1)), key="q_page", format_func=lambda p: f"{p} / {pages}")
+    c[1].caption(text)
+
+
+def _page_number(f: queue_model.QueueFilters, sort: str, total: int) -> int:
+    """The page to show: the one chosen, back to the first when the filters or the order change,
+    and never past the last (set before the page chooser is drawn, which then shows it)."""
+    chosen = repr((f, sort))
+    if st.session_state.get("q_page_of") != chosen:
+        st.session_state["q_page_of"] = chosen
+        st.session_state["q_page"] = 1
+    pages = max(1, -(-total // queue_model.PAGE_ROWS))
+    if not isinstance(st.session_state.get("q_page"), int) or not 1 <= st.session_state["q_page"] <= pages:
+        st.session_state["q_page"] = min(max(1, int(st.session_state.get("q_page") or 1)), pages)
+    return st.session_state["q_page"]
+
+
 def render() -> None:
     user = state.current_user()
     ui.header("File d'alertes", kicker=ui.upper_first(ui.regions_text(user)),
               caption="Alertes ouvertes et prises en charge, les plus graves d'abord. Cliquez sur une ligne "
                       "pour ouvrir l'alerte.")
     ui.show_flash()
-    df = state.queue(user)
+    df, opts = state.queue(user)
     if df.empty:
         st.info("Aucune alerte dans vos régions pour le moment.")
         return
-    f, sort = _filters(user, df)
+    f, sort = _filters(user, opts)
     view = queue_model.sort_queue(queue_model.filter_queue(df, f), sort)
     _counts(view, queue_model.filter_queue(df, replace(f, statuses=())))
     if view.empty:
         st.info("Aucune alerte ne correspond à ces filtres.")
         return
-    table = view.assign(
-        sev=view["severity"].map(ui.SEVERITY_LABELS),
-        cat_txt=view["category"].map(ui.CATEGORY_LABELS).fillna(view["category_label"]),
-        status_txt=view["status"].map(status_title) + view["snoozed"].map({True: " (en sourdine)", False: ""})
-        + view["untouched"].map({True: " (sans action)", False: ""}),
-        assignee_name=view["assignee_name"].astype(object).where(view["assignee_name"].notna(), "—"),
-    )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
+    rows, page, pages = queue_model.queue_page(view, _page_number(f, sort, len(view)))
+    table = pd.DataFrame({
+        "id": rows["id"],
+        "sev": rows["severity"].map(ui.SEVERITY_LABELS).astype(str),
+        "service_name": rows["service_name"],
+        "region_name": rows["region_name"].astype(str),
+        "indicator_label": rows["indicator_label"].astype(str),
+        "cat_txt": rows["category"].map(ui.CATEGORY_LABELS).astype(object).fillna(rows["category_label"].astype(object)),
+        "status_txt": rows["status"].map(status_title).astype(str)
+        + rows["snoozed"].map({True: " (en sourdine)", False: ""})
+        + rows["untouched"].map({True: " (sans action)", False: ""}),
+        "opened_period": rows["opened_period"], "last_period": rows["last_period"],
+        "assignee_name": rows["assignee_name"].astype(object).where(rows["assignee_name"].notna(), "—"),
+        "score": rows["score"], "explanation": rows["explanation"],
+    })[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
     if user.regions is not None and len(user.regions) == 1:
         table = table.drop(columns=["Région"])
     event = st.dataframe(
@@ -117,6 +151,7 @@ def render() -> None:
     row = ui.selected_row(event)
     if row is not None:
         ui.open_alert(int(table.iloc[row]["N°"]))
+    _pager(rows, len(view), page, pages)
     with st.form("open_by_number", border=False):
         c = st.columns([1, 1, 3], vertical_alignment="bottom")
         number = c[0].number_input("Ouvrir l'alerte n°", min_value=1, step=1, value=None, key="q_open_id")

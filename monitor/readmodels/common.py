@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from monitor.accounts.access import Actor, readable_regions, region_clause, require_read, resolve_actor
+from monitor.accounts.users import SIGN_IN_EVENTS
 from monitor.pipeline.panel_store import load_panel
 from monitor.store import db
 from monitor.store.models import (
@@ -100,12 +101,14 @@ def session_user(engine: sa.Engine, email: str | None) -> Actor | None:
 def data_version(engine: sa.Engine) -> str:
     """A cheap fingerprint of everything the dashboard shows: it changes with any new alert
     event, follow-up event, detection run, submission, observation or account change, so that
-    cached reads keyed on it are never stale."""
-    def mx(col):
-        return sa.select(sa.func.max(col)).scalar_subquery()
+    cached reads keyed on it are never stale. Sign-ins are not account changes here: they
+    show in no cached table, and counting them would empty every user's caches at each sign-in."""
+    def mx(col, *where):
+        return sa.select(sa.func.max(col)).where(*where).scalar_subquery()
 
     q = sa.select(mx(Alert.id), mx(Alert.updated_at), mx(AlertEvent.id), mx(FollowUpEvent.id),
-                  mx(DetectionRun.id), mx(Submission.id), mx(Observation.id), mx(UserEvent.id))
+                  mx(DetectionRun.id), mx(Submission.id), mx(Observation.id),
+                  mx(UserEvent.id, UserEvent.kind.not_in(SIGN_IN_EVENTS)))
     with engine.connect() as conn:
         row = conn.execute(q).one()
     return "|".join("" if v is None else str(v) for v in row) + f"|{timefmt.today().isoformat()}"
