@@ -467,9 +467,11 @@ def _parse_csv_fast(buf: bytes, sep: str, encoding: str, path: Path, limits: Inp
 def _arrow_frame(data, sep: str, width: int, expected_rows: int) -> pd.DataFrame | None:
     """Cells of lines that all have ``width`` fields and no quote, as text (None if Arrow
     disagrees with the layout: the caller then falls back to the row-by-row reader)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:            # an optional speed-up (pandas >= 3 uses it too): csv decides
+        return None
     names = [f"c{i}" for i in range(width)]
     try:
         table = pacsv.read_csv(
