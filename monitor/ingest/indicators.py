@@ -247,6 +247,21 @@ def _insert_quarantine(conn: sa.Connection, records: list[dict]) -> None:
     conn.execute(sa.insert(Quarantine.__table__), records)
 
 
+def _texts(values: pd.Series) -> list[str]:
+    """A column of few distinct texts (services, codes, periods) as Python strings, each
+    distinct one made once and shared, instead of one new string per row."""
+    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=False)
+    return np.asarray(uniques, dtype=object)[codes].tolist()
+
+
+def _floats_or_none(values: pd.Series) -> list:
+    """A float column as Python floats, NaN -> None (what DB drivers expect), without a
+    Python test per row."""
+    arr = values.to_numpy(dtype=float).astype(object)
+    arr[np.isnan(values.to_numpy(dtype=float))] = None
+    return arr.tolist()
+
+
 def _insert_observations(conn: sa.Connection, new: pd.DataFrame, submission_id: int) -> None:
     """Write the accepted rows as current versions, a slice at a time (the Python tuples of a
     whole national file would not fit the memory budget)."""
@@ -256,10 +271,10 @@ def _insert_observations(conn: sa.Connection, new: pd.DataFrame, submission_id: 
     for a in range(0, len(new), _WRITE_ROWS):
         part = new.iloc[a:a + _WRITE_ROWS]
         records = list(zip(
-            part["service_id"].astype(str).tolist(), part["indicator"].astype(str).tolist(),
-            part["period"].astype(str).tolist(), part["period_kind"].astype(str).tolist(),
+            _texts(part["service_id"]), _texts(part["indicator"]), _texts(part["period"]),
+            _texts(part["period_kind"]),
             part["month_index"].astype(int).tolist(), part["value"].astype(float).tolist(),
-            _nullable(part["numerator"]), _nullable(part["denominator"]),
+            _floats_or_none(part["numerator"]), _floats_or_none(part["denominator"]),
             version.iloc[a:a + _WRITE_ROWS].tolist(), part["row_number"].astype(int).tolist(),
         ))
         bulk_insert(conn, Observation.__table__, columns, records,
