@@ -174,12 +174,12 @@ def _current_observations(conn: sa.Connection, rows: pd.DataFrame) -> pd.DataFra
          .where(t.c.indicator.in_(sorted(rows["indicator"].unique()))))
     # fetched in slices: a re-sent national file touches millions of stored cells, which as one
     # list of Python rows would cost gigabytes
-    parts = [pd.DataFrame.from_records(part, columns=_CUR_COLUMNS, coerce_float=True)
+    parts = [pd.DataFrame({c: pd.Series(list(v), dtype=object if i < 3 else float)
+                           for i, (c, v) in enumerate(zip(_CUR_COLUMNS, zip(*part)))})
              for part in conn.execute(q).partitions(_WRITE_ROWS)]
     if not parts:
         return empty
-    found = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    return found.astype({c: object if i < 3 else float for i, c in enumerate(_CUR_COLUMNS)})
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _supersede(conn: sa.Connection, ids: list[int]) -> None:
