@@ -16,8 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from monitor.store import db
-from monitor.store.bulk import bulk_insert
-from monitor.store.models import Observation, Quarantine, Service, Submission, utcnow
+from monitor.store.bulk import bulk_insert, references_checked_by_caller
+from monitor.store.models import IndicatorDef, Observation, Quarantine, Service, Submission, utcnow
 from monitor.vocabulary.periods import is_future, parse_periods
 from monitor.ingest.readers import InputFileError, RawTable, _on_unique, formula_mask, parse_numbers, read_table
 from monitor.vocabulary.catalogue import CATALOGUE
@@ -107,8 +107,15 @@ def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
     meta = pd.DataFrame.from_dict(
         {c: {"kind": i.kind, "scale": i.scale, "lo": i.lower_bound, "hi": i.upper_bound}
          for c, i in CATALOGUE.items()}, orient="index")
-    m = meta.reindex(out["indicator"]).set_index(out.index)
-    is_prop = m["kind"].eq("proportion")
+    # the catalogue's entry of each row, looked up once per distinct code
+    codes, uniques = pd.factorize(out["indicator"], use_na_sentinel=False)
+    mu = meta.reindex(uniques)
+    m = pd.DataFrame({"scale": mu["scale"].to_numpy(dtype=float)[codes], "lo": mu["lo"].to_numpy(dtype=float)[codes],
+                      "hi": mu["hi"].to_numpy(dtype=float)[codes]}, index=out.index)
+    kind = mu["kind"].tolist()
+    is_prop = pd.Series(np.array([k == "proportion" for k in kind], dtype=bool)[codes], index=out.index)
+    has_ratio = pd.Series(np.array([k in ("proportion", "rate", "ratio") for k in kind], dtype=bool)[codes],
+                          index=out.index)
     v, n, d = out["value"], out["numerator"], out["denominator"]
     expected = m["scale"] * n / d.where(d > 0)
     tol = 0.02 * expected.abs() + np.where(m["scale"] > 1, 0.06, np.where(is_prop, 0.0006, 0.06))
@@ -126,7 +133,7 @@ def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
         (is_prop & (v > 1) & (v <= 100), "probable_percent"),
         ((v < m["lo"]) | (v > m["hi"]), "out_of_range"),
         (is_prop & has_counts & (n > d), "num_gt_den"),
-        (has_counts & m["kind"].isin(["proportion", "rate", "ratio"]) & ((v - expected).abs() > tol),
+        (has_counts & has_ratio & ((v - expected).abs() > tol),
          "inconsistent"),
     ]
     out["reason"] = _first_reason(checks, out.index)
@@ -149,24 +156,30 @@ def validate(table: RawTable, known_services: set[str]) -> pd.DataFrame:
     return out
 
 
+# rows written (or read back) per statement: bounds the Python objects alive at once
+_WRITE_ROWS = 100_000
 _CUR_COLUMNS = ["service_id", "indicator", "period", "id", "version", "cur_value", "cur_num", "cur_den"]
 
 
 def _current_observations(conn: sa.Connection, rows: pd.DataFrame) -> pd.DataFrame:
     """Current versions of the cells touched by ``rows`` (bounded by their month range)."""
+    empty = pd.DataFrame({c: pd.Series(dtype=object if i < 3 else float) for i, c in enumerate(_CUR_COLUMNS)})
     if rows.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object if i < 3 else float)
-                             for i, c in enumerate(_CUR_COLUMNS)})
+        return empty
     t = Observation.__table__
     q = (sa.select(t.c.service_id, t.c.indicator, t.c.period, t.c.id, t.c.version,
                    t.c.value, t.c.numerator, t.c.denominator)
          .where(t.c.is_current.is_(True))
          .where(t.c.month_index.between(int(rows["month_index"].min()), int(rows["month_index"].max())))
          .where(t.c.indicator.in_(sorted(rows["indicator"].unique()))))
-    found = conn.execute(q).all()
-    columns = list(zip(*found)) if found else [()] * len(_CUR_COLUMNS)
-    return pd.DataFrame({c: pd.Series(list(v), dtype=object if i < 3 else float)
-                         for i, (c, v) in enumerate(zip(_CUR_COLUMNS, columns))})
+    # fetched in slices: a re-sent national file touches millions of stored cells, which as one
+    # list of Python rows would cost gigabytes
+    parts = [pd.DataFrame({c: pd.Series(list(v), dtype=object if i < 3 else float)
+                           for i, (c, v) in enumerate(zip(_CUR_COLUMNS, zip(*part)))})
+             for part in conn.execute(q).partitions(_WRITE_ROWS)]
+    if not parts:
+        return empty
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _supersede(conn: sa.Connection, ids: list[int]) -> None:
@@ -234,12 +247,48 @@ def _insert_quarantine(conn: sa.Connection, records: list[dict]) -> None:
     conn.execute(sa.insert(Quarantine.__table__), records)
 
 
+def _texts(values: pd.Series) -> list[str]:
+    """A column of few distinct texts (services, codes, periods) as Python strings, each
+    distinct one made once and shared, instead of one new string per row."""
+    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=False)
+    return np.asarray(uniques, dtype=object)[codes].tolist()
+
+
+def _floats_or_none(values: pd.Series) -> list:
+    """A float column as Python floats, NaN -> None (what DB drivers expect), without a
+    Python test per row."""
+    arr = values.to_numpy(dtype=float).astype(object)
+    arr[np.isnan(values.to_numpy(dtype=float))] = None
+    return arr.tolist()
+
+
+def _insert_observations(conn: sa.Connection, new: pd.DataFrame, submission_id: int) -> None:
+    """Write the accepted rows as current versions, a slice at a time (the Python tuples of a
+    whole national file would not fit the memory budget)."""
+    columns = ["service_id", "indicator", "period", "period_kind", "month_index", "value",
+               "numerator", "denominator", "version", "row_number"]
+    version = new["version"].fillna(0).astype(int) + 1
+    for a in range(0, len(new), _WRITE_ROWS):
+        part = new.iloc[a:a + _WRITE_ROWS]
+        records = list(zip(
+            _texts(part["service_id"]), _texts(part["indicator"]), _texts(part["period"]),
+            _texts(part["period_kind"]),
+            part["month_index"].astype(int).tolist(), part["value"].astype(float).tolist(),
+            _floats_or_none(part["numerator"]), _floats_or_none(part["denominator"]),
+            version.iloc[a:a + _WRITE_ROWS].tolist(), part["row_number"].astype(int).tolist(),
+        ))
+        bulk_insert(conn, Observation.__table__, columns, records,
+                    constants={"is_current": True, "submission_id": submission_id})
+
+
 def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> IngestReport:
     """Ingest one file. Raises InputFileError when it cannot be read (nothing is stored then)."""
     path = Path(path)
     table = read_table(path, REQUIRED)
     report = IngestReport(file=path.name, rows=len(table.frame) + len(table.bad_rows))
-    with db.session_scope(engine) as s:
+    # the references of accepted rows are checked here, in bulk: the service against the
+    # register read in this transaction, the indicator against the catalogue table below
+    with references_checked_by_caller(engine) as bind, db.session_scope(bind) as s:
         already = s.scalar(sa.select(Submission.id).where(Submission.checksum == table.checksum,
                                                           Submission.status == "ingested").limit(1))
         if already is not None:
@@ -269,28 +318,27 @@ def ingest_file(engine: sa.Engine, path: str | Path, source: str = "cli") -> Ing
 
         good = rows[rows["reason"].isna() & ~rows["identical_repeat"]]
         report.unchanged = int(rows["identical_repeat"].sum())
+        del rows
         cur = _current_observations(conn, good)
-        merged = good.merge(cur, on=["service_id", "indicator", "period"], how="left")
-        same = (merged["id"].notna() & _same(merged["value"], merged["cur_value"])
-                & _same(merged["numerator"], merged["cur_num"])
-                & _same(merged["denominator"], merged["cur_den"]))
-        report.unchanged += int(same.sum())
-        new = merged[~same]
+        if cur.empty:                     # a new month: nothing to compare with
+            new = good.assign(**{c: np.nan for c in _CUR_COLUMNS[3:]})
+        else:
+            merged = good.merge(cur, on=["service_id", "indicator", "period"], how="left")
+            same = (merged["id"].notna() & _same(merged["value"], merged["cur_value"])
+                    & _same(merged["numerator"], merged["cur_num"])
+                    & _same(merged["denominator"], merged["cur_den"]))
+            report.unchanged += int(same.sum())
+            new = merged[~same]
+            del merged
+        del cur, good
         if len(new):
-            t = Observation.__table__
+            missing = set(new["indicator"].unique()) - set(s.scalars(sa.select(IndicatorDef.code)))
+            if missing:
+                raise db.DatabaseError(
+                    f"indicateur(s) {', '.join(sorted(missing))} absent(s) de la table du catalogue : "
+                    f"lancez « spsti-monitor init » pour la mettre à jour")
             _supersede(conn, new["id"].dropna().astype(int).tolist())
-            n_new = len(new)
-            columns = ["service_id", "indicator", "period", "period_kind", "month_index", "value",
-                       "numerator", "denominator", "version", "is_current", "submission_id", "row_number"]
-            records = list(zip(
-                new["service_id"].astype(str).tolist(), new["indicator"].astype(str).tolist(),
-                new["period"].astype(str).tolist(), new["period_kind"].astype(str).tolist(),
-                new["month_index"].astype(int).tolist(), new["value"].astype(float).tolist(),
-                _nullable(new["numerator"]), _nullable(new["denominator"]),
-                (new["version"].fillna(0).astype(int) + 1).tolist(),
-                [True] * n_new, [int(sub.id)] * n_new, new["row_number"].astype(int).tolist(),
-            ))
-            bulk_insert(conn, t, columns, records)
+            _insert_observations(conn, new, int(sub.id))
         report.accepted = len(new)
         sub.accepted, sub.rejected, sub.unchanged = report.accepted, report.rejected, report.unchanged
     return report

@@ -109,7 +109,7 @@ def read_table(path: str | Path, required: list[str], limits: InputLimits | None
     else:
         digest = scan_text(path, limits, utf16=head.startswith((b"\xff\xfe", b"\xfe\xff")))
         data = path.read_bytes()
-        if not data.strip():
+        if not data or data.isspace():        # (no stripped copy of a large file)
             raise InputFileError(f"{path.name} : fichier vide")
         table = _read_csv(data, path, limits)
         del data
@@ -237,7 +237,21 @@ def _read_csv(data: bytes, path: Path, limits: InputLimits) -> RawTable:
         raise InputFileError(f"{path.name} : fichier binaire ou corrompu, ce n'est ni un CSV ni un XLSX")
     first_line = text[:text.find("\n")] if "\n" in text else text
     sep = ";" if first_line.count(";") > first_line.count(",") else ","
-    del data
+    if not utf16:
+        if encoding == "cp1252":
+            buf = text.encode("utf-8")
+        else:
+            buf = data[3:] if encoding == "utf-8-sig" else data
+            del text                      # decoded again only if the fast path gives up
+        del data
+        table = _parse_csv_fast(buf, sep, encoding, path, limits)
+        if table is not None:
+            return table
+        if encoding != "cp1252":
+            text = buf.decode("utf-8")
+        del buf
+    else:
+        del data
     previous_limit = csv.field_size_limit(limits.max_cell_chars)
     try:
         return _parse_csv(text, sep, encoding, path, limits)
@@ -300,6 +314,189 @@ def _parse_csv(text: str, sep: str, encoding: str, path: Path, limits: InputLimi
                     encoding=encoding, separator=sep)
 
 
+# --------------------------------------------------------------------------- fast CSV path
+#
+# ``_parse_csv`` walks the file row by row in Python: exact, but about 1 µs a cell. Most
+# exchange files hold no quote character at all, and then every physical line is one record
+# and a cell is exactly the text between two separators: the layout of every line (where it
+# starts and ends, how many separators, whether anything but blanks is on it) can be found
+# with numpy over the bytes, and the cells parsed by Arrow's CSV reader. ``_parse_csv_fast``
+# does that, and gives up (returns None, the caller then runs ``_parse_csv``) on anything
+# whose exact treatment belongs to the row-by-row reader: quotes, UTF-16, a line longer than a
+# cell may be, too many columns or blank lines (whose message names the first offending line).
+
+_LAYOUT_CHUNK = 16 * 1024 * 1024
+# bytes that are "something" on a line: ASCII, neither a separator nor a character that
+# ``str.strip`` removes (\t \n \v \f \r, \x1c-\x1f, space). Bytes >= 0x80 count as blank here
+# (a line of only those is checked exactly in Python: U+00A0 or U+2003 are blanks to strip).
+_ASCII_BLANK = np.zeros(256, dtype=bool)
+_ASCII_BLANK[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_ASCII_BLANK[128:] = True
+
+
+@dataclass
+class _Layout:
+    starts: np.ndarray        # first byte of each line
+    ends: np.ndarray          # its terminator (CR, LF or CRLF) or the end of the data
+    nexts: np.ndarray         # first byte after the terminator
+    seps: np.ndarray          # separators on the line
+    solid: np.ndarray         # bytes other than blanks and separators (see _ASCII_BLANK)
+
+
+def _layout(buf: bytes, sep: int) -> _Layout:
+    """Lines of ``buf`` as ``csv.reader`` over ``io.StringIO(text, newline="")`` sees them (LF,
+    CRLF or a lone CR end a line), computed in chunks cut after an LF so that the temporary
+    arrays stay small whatever the file size. Counts per line come from the sorted positions
+    of separators and blanks (a few per line), never from a pass per line."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    n = len(arr)
+    blank_or_sep = _ASCII_BLANK.copy()
+    blank_or_sep[sep] = True
+    parts: list[tuple[np.ndarray, ...]] = []
+    a = 0
+    while a < n:
+        b = min(n, a + _LAYOUT_CHUNK)
+        if b < n:
+            cut = buf.rfind(b"\n", a, b)
+            b = cut + 1 if cut >= a else (buf.find(b"\n", b) + 1 or n)
+        c = arr[a:b]
+        if buf.find(b"\r", a, b) < 0:
+            ends = np.flatnonzero(c == 10)
+            nexts = ends + 1
+        else:
+            lf, cr = c == 10, c == 13
+            is_end = lf | cr
+            is_end[1:] &= ~(lf[1:] & cr[:-1])       # the LF of a CRLF is not a line of its own
+            ends = np.flatnonzero(is_end)
+            crlf = np.zeros(len(ends), dtype=bool)
+            inside = ends + 1 < len(c)
+            crlf[inside] = cr[ends[inside]] & lf[ends[inside] + 1]
+            nexts = ends + 1 + crlf
+        if not len(nexts) or nexts[-1] < len(c):    # the last line has no terminator
+            ends = np.append(ends, len(c))
+            nexts = np.append(nexts, len(c))
+        starts = np.concatenate(([0], nexts[:-1]))
+        sep_at = np.flatnonzero(c == sep)
+        seps = np.searchsorted(sep_at, ends) - np.searchsorted(sep_at, starts)
+        blank_at = np.flatnonzero(blank_or_sep[c])
+        solid = (nexts - starts) - (np.searchsorted(blank_at, nexts) - np.searchsorted(blank_at, starts))
+        parts.append((starts + a, ends + a, nexts + a, seps, solid))
+        a = b
+    return _Layout(*(np.concatenate(col) for col in zip(*parts)))
+
+
+def _blank(cells: list[str]) -> bool:
+    return all(not c.strip() for c in cells)
+
+
+def _parse_csv_fast(buf: bytes, sep: str, encoding: str, path: Path, limits: InputLimits) -> RawTable | None:
+    """The same table as ``_parse_csv`` for a file without quotes (``buf``: its UTF-8 bytes,
+    without BOM), or None when the row-by-row reader must decide."""
+    if b'"' in buf or not buf:
+        return None
+    sep_b = sep.encode()
+    lay = _layout(buf, sep_b[0])
+    n_lines = len(lay.starts)
+    lengths = lay.ends - lay.starts
+    if int(lengths.max()) > limits.max_cell_chars or int(lay.seps.max()) + 1 > limits.max_columns:
+        return None
+    if lay.solid[0] == 0:                            # a blank header line: let csv tell
+        return None
+    header = buf[lay.starts[0]:lay.ends[0]].decode("utf-8").split(sep)
+    columns = _normalise_columns(header)
+    width = len(columns)
+
+    def cells(i: int) -> list[str]:
+        return buf[lay.starts[i]:lay.ends[i]].decode("utf-8").split(sep)
+
+    # data lines (index >= 1): blank, of the header's width, wider, or narrower
+    maybe_blank = np.flatnonzero(lay.solid[1:] == 0) + 1
+    if len(maybe_blank) > limits.max_empty_rows:
+        return None
+    blank = np.zeros(n_lines, dtype=bool)
+    blank[maybe_blank] = [lengths[i] == 0 or _blank(cells(i)) for i in maybe_blank.tolist()]
+    if int(blank.sum()) > limits.max_empty_rows:
+        return None
+    fields = lay.seps + 1
+    exact = ~blank & (fields == width)
+    exact[0] = False
+    wider = np.flatnonzero(~blank & (fields > width))
+    wider = wider[wider > 0]
+    trimmed: dict[int, bytes] = {}                  # line index -> its first ``width`` cells
+    bad: list[tuple[int, list[str]]] = []
+    for i in wider.tolist():
+        row = cells(i)
+        if _blank(row[width:]):
+            trimmed[i] = sep_b.join(buf[lay.starts[i]:lay.ends[i]].split(sep_b)[:width]) + b"\n"
+        else:
+            bad.append((i + 1, row))
+    narrower = np.flatnonzero(~blank & (fields < width))
+    bad += [(i + 1, cells(i)) for i in narrower[narrower > 0].tolist()]
+    bad.sort()
+    keep = exact.copy()
+    keep[list(trimmed)] = True
+    kept = np.flatnonzero(keep)
+    if len(kept) == n_lines - 1 and not trimmed:
+        data = memoryview(buf)[int(lay.nexts[0]):]
+    else:
+        # runs of consecutive whole lines, and the trimmed lines, in file order
+        pieces: list = []
+        whole = np.flatnonzero(exact)
+        if len(whole):
+            breaks = np.flatnonzero(np.diff(whole) != 1)
+            firsts = np.concatenate(([whole[0]], whole[breaks + 1]))
+            lasts = np.concatenate((whole[breaks], [whole[-1]]))
+            view = memoryview(buf)
+            pieces = [(int(f), view[int(lay.starts[f]):int(lay.nexts[l])])
+                      for f, l in zip(firsts.tolist(), lasts.tolist())]
+        pieces += list(trimmed.items())
+        pieces.sort(key=lambda p: p[0])
+        # only the file's last line can lack a terminator, and it comes last
+        data = b"".join(p for _, p in pieces)
+    frame = _arrow_frame(data, sep, width, len(kept)) if len(kept) else None
+    if len(kept) and frame is None:
+        return None
+    if frame is None:
+        frame = pd.DataFrame(columns=columns)
+    else:
+        frame.columns = columns
+    return RawTable(frame=frame, row_numbers=pd.Series(kept + 1, dtype="int64"), bad_rows=bad,
+                    encoding=encoding, separator=sep)
+
+
+def _arrow_frame(data, sep: str, width: int, expected_rows: int) -> pd.DataFrame | None:
+    """Cells of lines that all have ``width`` fields and no quote, as text (None if Arrow
+    disagrees with the layout: the caller then falls back to the row-by-row reader)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:            # an optional speed-up (pandas >= 3 uses it too): csv decides
+        return None
+    names = [f"c{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, double_quote=False,
+                                              escape_char=False, newlines_in_values=False,
+                                              ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    if table.num_rows != expected_rows:
+        return None
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    # the text dtype the row-by-row reader's cells get from ``astype(str)`` (Arrow-backed with
+    # pandas >= 3, so no copy; Python strings with older pandas)
+    target = pd.Series([""], dtype=object).astype(str).dtype
+    for c in frame.columns:
+        if frame[c].dtype != target:
+            frame[c] = frame[c].astype(object).astype(str)
+    return frame
+
+
 _FORMULA = r"^\s*(?:[=@]|[+\-](?![0-9.,\s]*$))"
 
 
@@ -312,6 +509,9 @@ def _on_unique(values: pd.Series, func) -> pd.Series:
     if len(uniques) * 2 > len(values):
         return func(values.astype(str))
     res = func(pd.Series(uniques.to_numpy(dtype=object), dtype=object))
+    if isinstance(res.dtype, pd.StringDtype):
+        # text stays text (an Arrow take), instead of millions of Python strings
+        return pd.Series(res.array.take(codes), index=values.index, name=values.name)
     return pd.Series(res.to_numpy()[codes], index=values.index, name=values.name)
 
 
@@ -324,7 +524,15 @@ def formula_mask(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     mask = pd.Series(False, index=frame.index)
     for col in columns:
         if col in frame.columns:
-            mask |= _on_unique(frame[col], _formula_cells).astype(bool)
+            values = frame[col].astype(str)
+            # a formula holds one of = @ + -: the exact pattern (a look-ahead, which runs in
+            # Python) is tried only on the few cells that do
+            maybe = np.zeros(len(values), dtype=bool)
+            for ch in "=@+-":
+                maybe |= values.str.contains(ch, regex=False, na=False).astype(bool).to_numpy()
+            if maybe.any():
+                hits = _on_unique(values[maybe], _formula_cells).astype(bool)
+                mask[hits.index[hits.to_numpy()]] = True
     return mask
 
 
@@ -349,7 +557,29 @@ def _parse_numbers(values: pd.Series) -> pd.Series:
     return out.where(np.isfinite(out))
 
 
+def _plain_floats(text: pd.Series) -> np.ndarray:
+    """Floats of cells that all match ``_NUMBER``: Arrow's cast when the text is Arrow-backed
+    (correctly rounded, as ``float()`` and ``pd.to_numeric`` are; several times faster)."""
+    try:
+        import pyarrow as pa
+
+        return pa.array(text.array).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except Exception:  # not Arrow-backed, or a form Arrow refuses: pandas decides
+        return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+
+
 def parse_numbers(values: pd.Series) -> pd.Series:
     """Parse French or English decimals ('0,84', '1 234,5', '1.234,5', '1,234.5', '0.84');
     NaN when unparsable, empty or not finite."""
-    return _on_unique(values, _parse_numbers).astype(float)
+    text = values.astype(str)
+    # most cells are already plain numbers ("0.84", "12"): ``_parse_numbers`` leaves them as they
+    # are, so they are converted at once; the others (decimal comma, blanks, text) go through it
+    plain = text.str.fullmatch(_NUMBER).fillna(False).astype(bool).to_numpy()
+    if not plain.any():
+        return _on_unique(values, _parse_numbers).astype(float)
+    out = pd.Series(np.nan, index=values.index, name=values.name, dtype=float)
+    parsed = _plain_floats(text[plain])
+    out[plain] = np.where(np.isfinite(parsed), parsed, np.nan)
+    if not plain.all():
+        out[~plain] = _on_unique(values[~plain], _parse_numbers).astype(float).to_numpy()
+    return out

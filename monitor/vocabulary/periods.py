@@ -121,7 +121,10 @@ def is_future(index, kind, current: int | None = None):
     in the future: its first month has come."""
     current = current_month_index() if current is None else current
     if isinstance(kind, pd.Series):
-        step = kind.map(PERIOD_STEP).fillna(1)
+        # on the distinct kinds (a Series.map of text runs element by element in Python)
+        codes, kinds = pd.factorize(kind, use_na_sentinel=True)
+        steps = np.array([PERIOD_STEP.get(k, 1) for k in kinds] + [1], dtype=float)
+        step = pd.Series(steps[codes], index=kind.index)
     else:
         step = PERIOD_STEP.get(kind, 1)
     return index - step + 1 > current
