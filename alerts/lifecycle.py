@@ -66,7 +66,8 @@ def combine_findings(findings: pd.DataFrame) -> pd.DataFrame:
     return top.drop(columns="opens").reset_index().sort_values("month_index", kind="mergesort")
 
 
-def _event(alert: Alert, kind: str, period: str, **kw) -> AlertEvent:
+def system_event(alert: Alert, kind: str, period: str, **kw) -> AlertEvent:
+    """An event of ``alert`` recorded by detection."""
     return AlertEvent(alert_id=alert.id, actor=SYSTEM_ACTOR, kind=kind, period=period, at=utcnow(), **kw)
 
 
@@ -199,5 +200,5 @@ def apply_findings(session: Session, combined: pd.DataFrame, months, resolve_aft
                 a.updated_at = utcnow()
                 stats.resolved += 1
     session.flush()
-    session.add_all([_event(a, **kw) for a, kw in pending_events])
+    session.add_all([system_event(a, **kw) for a, kw in pending_events])
     return stats

@@ -116,6 +116,13 @@ def empty_findings() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=bool if c == "sustain" else object) for c in FINDING_COLUMNS})
 
 
+def opening_findings(findings: pd.DataFrame) -> pd.DataFrame:
+    """The findings that can open an alert: all but the sustaining ones (:meth:`Detector.sustaining`)."""
+    if "sustain" not in findings:
+        return findings
+    return findings[~findings["sustain"].fillna(False).astype(bool)]
+
+
 def severity_from_score(score: np.ndarray | pd.Series, medium: float, high: float) -> np.ndarray:
     s = np.asarray(score, dtype=float)
     return np.where(s >= high, "high", np.where(s >= medium, "medium", "low"))

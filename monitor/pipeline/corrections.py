@@ -24,16 +24,17 @@ any point leaves nothing half done.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import SYSTEM_ACTOR, apply_findings, combine_findings
+from alerts.lifecycle import apply_findings, combine_findings, system_event
+from detectors.base import opening_findings
 from alerts.silences import active_silences
-from monitor.store.models import Alert, AlertEvent, Base, DetectionRun, Finding, Observation, Quarantine, \
+from monitor.store.models import Alert, Base, DetectionRun, Finding, Observation, Quarantine, \
     Submission, utcnow
 from monitor.vocabulary.periods import kind_of, month_label, period_code
 from monitor.vocabulary.statuses import AlertStatus
@@ -67,12 +68,10 @@ def late_month(conn: sa.Connection, last_processed: int | None) -> int | None:
 @dataclass
 class CorrectionStats:
     first_month: int | None = None
-    keys: int = 0
     withdrawn: int = 0
     opened: int = 0
     updated: int = 0
     left_to_people: int = 0
-    touched: list[tuple[str, str, str]] = field(default_factory=list)
 
     def summary_fr(self) -> str:
         if self.first_month is None:
@@ -109,16 +108,10 @@ def changed_keys(conn: sa.Connection, recomputed: pd.DataFrame, first: int, last
     stored = pd.DataFrame(conn.execute(sa.select(*[f.c[c] for c in FINDING_KEY])
                                        .where(f.c.month_index >= first, f.c.month_index <= last)).all(),
                           columns=FINDING_KEY)
-    new = recomputed[(recomputed["month_index"] >= first) & (recomputed["month_index"] <= last)]
-    if "sustain" in new:
-        new = new[~new["sustain"].fillna(False).astype(bool)]
+    new = opening_findings(recomputed[(recomputed["month_index"] >= first) & (recomputed["month_index"] <= last)])
     a = set(map(tuple, stored.astype({"month_index": int}).itertuples(index=False, name=None)))
     b = set(map(tuple, new[FINDING_KEY].astype({"month_index": int}).itertuples(index=False, name=None)))
     return {row[:3] for row in a ^ b}
-
-
-def _event(alert: Alert, kind: str, period: str, **kw) -> AlertEvent:
-    return AlertEvent(alert_id=alert.id, actor=SYSTEM_ACTOR, kind=kind, period=period, at=utcnow(), **kw)
 
 
 def _stored(session: Session, keys: set) -> dict[tuple[str, str, str], list[Alert]]:
@@ -150,7 +143,6 @@ def reconcile(session: Session, replayed: dict, keys: set, first: int, resolve_a
         theirs = replayed.get(key, [])
         opened = {t["opened_month_index"] for t in theirs}
         target = theirs[-1] if theirs else None
-        touched = False
         for a in mine:
             if a.opened_month_index < first or a.opened_month_index in opened:
                 continue
@@ -166,7 +158,6 @@ def reconcile(session: Session, replayed: dict, keys: set, first: int, resolve_a
             a.status, a.dismiss_reason, a.snoozed_until = AlertStatus.DISMISSED, WITHDRAWN_REASON, None
             a.normal_streak, a.updated_at = max(a.normal_streak, resolve_after), utcnow()
             stats.withdrawn += 1
-            touched = True
         live = [a for a in mine if not _withdrawn(a)]
         latest = live[-1] if live else None
         if target is not None and latest is not None and latest.opened_month_index == target["opened_month_index"]:
@@ -184,7 +175,6 @@ def reconcile(session: Session, replayed: dict, keys: set, first: int, resolve_a
                 if changed:
                     latest.updated_at = utcnow()
                     stats.updated += 1
-                    touched = True
         elif target is not None and target["opened_month_index"] not in {a.opened_month_index for a in mine}:
             new = Alert(service_id=key[0], indicator=key[1], category=key[2], **target)
             session.add(new)
@@ -195,9 +185,5 @@ def reconcile(session: Session, replayed: dict, keys: set, first: int, resolve_a
                                          from_status=AlertStatus.OPEN, to_status=AlertStatus.RESOLVED,
                                          comment=because)))
             stats.opened += 1
-            touched = True
-        if touched:
-            stats.keys += 1
-            stats.touched.append(key)
     session.flush()
-    session.add_all([_event(a, **kw) for a, kw in events])
+    session.add_all([system_event(a, **kw) for a, kw in events])

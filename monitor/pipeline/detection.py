@@ -11,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from alerts.lifecycle import apply_findings, combine_findings
-from detectors.base import empty_findings, exclude_faulty_cells
+from detectors.base import empty_findings, exclude_faulty_cells, opening_findings
 from detectors.panel import Panel
 from detectors.registry import default_detectors
 from monitor.store import db
@@ -113,7 +113,7 @@ def _number(v) -> float | None:
 
 def _store_findings(conn: sa.Connection, run_id: int, findings: pd.DataFrame) -> None:
     """The findings that open alerts, in one bulk insert (COPY on PostgreSQL)."""
-    f = findings[~findings["sustain"].fillna(False).astype(bool)] if "sustain" in findings else findings
+    f = opening_findings(findings)
     if f.empty:
         return
     evidence = [None if e is None or (isinstance(e, float) and e != e) else json.dumps(e) for e in f["evidence"]]
@@ -214,9 +214,12 @@ def latest_data_month(engine: sa.Engine, upto: int | None = None) -> int | None:
         return int(monthly) if monthly is not None else conn.execute(base).scalar()
 
 
-def _last_processed(engine: sa.Engine) -> int | None:
+def _progress(engine: sa.Engine) -> tuple[int | None, int | None]:
+    """The last processed month, and the earliest processed month that received data since
+    the last run (:func:`monitor.pipeline.corrections.late_month`)."""
     with engine.connect() as conn:
-        return conn.execute(sa.select(DetectionState.last_month_index).where(DetectionState.id == 1)).scalar()
+        last = conn.execute(sa.select(DetectionState.last_month_index).where(DetectionState.id == 1)).scalar()
+        return last, late_month(conn, last)
 
 
 def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progress | None = None,
@@ -238,9 +241,7 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
     latest = latest_data_month(engine, as_of_idx)
     if latest is None:
         return summary
-    last = _last_processed(engine)
-    with engine.connect() as conn:
-        late = late_month(conn, last)
+    last, late = _progress(engine)
     if late is None and last is not None and last >= (as_of_idx if as_of_idx is not None else latest):
         summary.up_to_date = True        # nothing to do: the panel is not even loaded
         summary.seconds = time.perf_counter() - t0
@@ -251,9 +252,8 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
         return summary
     target = as_of_idx if as_of_idx is not None else default_target(panel)
     for attempt in range(1, attempts + 1):
-        last = _last_processed(engine)
-        with engine.connect() as conn:
-            late = late_month(conn, last)
+        if attempt > 1:                  # another run may have moved on meanwhile
+            last, late = _progress(engine)
         if late is not None and target < last:
             late = None                  # an as-of before the processed months: corrections wait
         start = int(panel.months.min()) if last is None else last + 1
@@ -309,7 +309,7 @@ def run_detection(engine: sa.Engine, as_of: str | None = None, progress: Progres
             continue
         summary.first_month, summary.last_month, summary.months = int(start), int(target), len(months)
         summary.corrections = corrections
-        opening = findings[~findings["sustain"].fillna(False).astype(bool)]
+        opening = opening_findings(findings)
         summary.findings = opening["category"].value_counts().to_dict()
         summary.opened, summary.reopened, summary.resolved = stats.opened, stats.reopened, stats.resolved
         break
