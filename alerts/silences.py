@@ -24,6 +24,7 @@ from monitor.store.models import Alert, AlertEvent, Finding, Service, Silence, u
 from monitor.vocabulary import dates
 from monitor.vocabulary.catalogue import CATALOGUE, DISMISS_REASONS
 from monitor.vocabulary.errors import InvalidAction, NotFound
+from monitor.vocabulary.periods import current_month_index
 
 SILENCING_REASONS = ("explication_service", "deja_connu")
 DEFAULT_DAYS = 365
@@ -105,8 +106,7 @@ def covers(silence: Silence, month_index: int) -> bool:
     """Whether a silence mutes the period ending in ``month_index``: the periods up to the
     month of its end date. Judged by the period detected, not the day detection runs, so that
     detecting old periods again (a backfill, a late correction) mutes what a timely run muted."""
-    until = silence.until
-    return month_index <= until.year * 12 + until.month - 1
+    return month_index <= current_month_index(silence.until)
 
 
 def _view(s: Silence, name: str, region: str, today: date) -> SilenceView:
