@@ -539,3 +539,26 @@ def upper_cusum(z: Any, k: float, h: float, reset: bool = True) -> CusumResult:
         reset=bool(reset),
         index=index,
     )
+
+
+def resetting_signals(z: np.ndarray, k: float, h: float) -> np.ndarray:
+    """For each row of ``z`` (periods × series), which series signal in a resetting upper
+    CUSUM: ``upper_cusum(z, k, h, reset=True).signal``, computed in place with nothing else
+    kept (the temporal detector's scale study runs 41 CUSUMs over every series). Returns the signals as a
+    (periods, series) boolean array."""
+    z = np.asarray(z, dtype=float)
+    T, n = z.shape
+    s = np.zeros(n)
+    step = np.empty(n)
+    out = np.zeros((T, n), dtype=bool)
+    for t in range(T):
+        seen = ~np.isnan(z[t])
+        np.add(s, z[t], out=step)
+        step -= k
+        np.maximum(step, 0.0, out=step)
+        np.copyto(s, step, where=seen)              # a missing period keeps the statistic
+        fired = out[t]
+        np.greater(s, h, out=fired)
+        fired &= seen
+        s[fired] = 0.0
+    return out

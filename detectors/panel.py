@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from monitor.vocabulary.periods import FREQUENCY_RANK, PERIOD_STEP
 
@@ -103,6 +104,13 @@ class Panel:
         cells = cells[["service_id", "indicator", "month_index"]]
         self.cache.clear()
         self.excluded = cells if self.excluded is None else pd.concat([self.excluded, cells], ignore_index=True)
+
+
+def trailing_windows(a: np.ndarray, window: int, current: bool = True) -> np.ndarray:
+    """(T, S, window) view, for each row of a periods × services matrix, of the ``window`` rows
+    ending with it (``current``) or just before it, NaN-padded at the start."""
+    padded = np.vstack([np.full((window if not current else window - 1, a.shape[1]), np.nan), a])
+    return sliding_window_view(padded if current else padded[:-1], window, axis=0)
 
 
 def finest_frequency(obs: pd.DataFrame) -> pd.Series:

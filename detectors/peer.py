@@ -22,7 +22,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label
 from monitor.vocabulary.periods import LAST_PERIODS_FR, period_phrase_fr
@@ -30,7 +29,7 @@ from detectors.base import Detector, DetectorConfig, empty_findings, severity_fr
 from detectors.budget import ALERT_BUDGET, budget_z
 from detectors.funnel import funnel, funnel_limits, robust_tau2
 from detectors.intervals import value_interval
-from detectors.panel import Panel
+from detectors.panel import Panel, trailing_windows
 from monitor.vocabulary.catalogue import CATALOGUE
 
 Z95 = 1.959963984540054
@@ -189,19 +188,13 @@ def funnel_curves(code: str, month: pd.DataFrame, sizes) -> pd.DataFrame:
         ["x", "lower_95", "upper_95", "lower_998", "upper_998"]]
 
 
-def _trailing(a: np.ndarray, window: int) -> np.ndarray:
-    """(T, S, window) view of each row with the ``window - 1`` rows before it (NaN-padded)."""
-    padded = np.vstack([np.full((window - 1, a.shape[1]), np.nan), a])
-    return sliding_window_view(padded, window, axis=0)
-
-
 def recent_beyond(zw: pd.DataFrame, z: float, window: int) -> np.ndarray:
     """How many of the last ``window`` observed periods (this one included) were beyond ``z``;
     NaN where none was observed. Sums of each window's own values: the same whatever period
     the frame starts at (a monthly run's frame starts a few periods back)."""
     a = zw.to_numpy(dtype=float)
     beyond = np.where(np.isnan(a), np.nan, (a > z).astype(float))
-    win = _trailing(beyond, window)
+    win = trailing_windows(beyond, window)
     seen = (~np.isnan(win)).sum(axis=-1)
     return np.where(seen > 0, np.nansum(win, axis=-1), np.nan)
 
@@ -217,7 +210,7 @@ def structural_z(zw: pd.DataFrame, window: int) -> pd.DataFrame:
     heterogeneity), the spread stays near 1 and the statistic is one period's z. Either way it is
     N(0, 1)-like in control, so it is tested at the same limit.
     """
-    win = _trailing(zw.to_numpy(dtype=float), window)
+    win = trailing_windows(zw.to_numpy(dtype=float), window)
     full = (~np.isnan(win)).sum(axis=-1) == window
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -250,8 +243,10 @@ def periods_back(months: np.ndarray, first: int, count: int) -> int | None:
     """The month of the ``count``-th observed period before ``first`` (``months``: the months
     an indicator was observed); None when the history does not go back that far (then every
     period is needed)."""
+    if count <= 0:
+        return first
     earlier = np.unique(months[months < first])
-    return int(earlier[-count]) if count > 0 and earlier.size >= count else (first if count <= 0 else None)
+    return int(earlier[-count]) if earlier.size >= count else None
 
 
 def peer_scores(panel: Panel, code: str, cfg: PeerConfig, upto: int | None = None,

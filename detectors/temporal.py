@@ -50,14 +50,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label
 from monitor.vocabulary.periods import period_of_fr, period_phrase_fr, since_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.budget import ALERT_BUDGET, budget_arl, budget_z
-from detectors.cusum import calibrate_h, upper_cusum
-from detectors.panel import Panel, wide_last
+from detectors.cusum import calibrate_h, resetting_signals, upper_cusum
+from detectors.panel import Panel, trailing_windows, wide_last
 from monitor.vocabulary.catalogue import CATALOGUE
 
 MAD_SCALE = 1.4826
@@ -101,8 +100,7 @@ class TemporalConfig(DetectorConfig):
 
 def _past_windows(a: np.ndarray, window: int) -> np.ndarray:
     """(T, S, window) view of the ``window`` rows before each row (NaN-padded), per column."""
-    padded = np.vstack([np.full((window, a.shape[1]), np.nan), a])[:-1]
-    return sliding_window_view(padded, window, axis=0)
+    return trailing_windows(a, window, current=False)
 
 
 def _nan_window_stat(a: np.ndarray, window: int, fn) -> np.ndarray:
@@ -217,29 +215,6 @@ def pooled_lag1(z: np.ndarray, min_pairs: int = 200, clip: float = 4.0) -> np.nd
         phi = sab[idx] / np.sqrt(saa[idx] * sbb[idx])
     phi = np.where(n[idx] >= min_pairs, phi, 0.0)
     return np.clip(np.nan_to_num(phi), 0.0, 0.9)
-
-
-def resetting_signals(z: np.ndarray, k: float, h: float) -> np.ndarray:
-    """For each row of ``z`` (periods × series), which series signal in a resetting upper
-    CUSUM: ``upper_cusum(z, k, h, reset=True).signal``, computed in place with nothing else
-    kept (the scale study runs 41 CUSUMs over every series). Returns the signals as a
-    (periods, series) boolean array."""
-    z = np.asarray(z, dtype=float)
-    T, n = z.shape
-    s = np.zeros(n)
-    step = np.empty(n)
-    out = np.zeros((T, n), dtype=bool)
-    for t in range(T):
-        seen = ~np.isnan(z[t])
-        np.add(s, z[t], out=step)
-        step -= k
-        np.maximum(step, 0.0, out=step)
-        np.copyto(s, step, where=seen)              # a missing period keeps the statistic
-        fired = out[t]
-        np.greater(s, h, out=fired)
-        fired &= seen
-        s[fired] = 0.0
-    return out
 
 
 def cusum_scale(zc: np.ndarray, k: float, arl: float = 200.0, min_runs: int = 2000,
@@ -481,7 +456,7 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
         r_own = r - seasonal
     else:
         mu, mad, count = past_median_mad(r, window)
-    past_var = _nan_window_stat(var, window, lambda w, axis: nanmedian_last(w))
+    past_var = nanmedian_last(_past_windows(var, window))
     own = np.maximum(0.0, mad ** 2 - np.nan_to_num(past_var))
     # A spread estimated on 12-24 months is noisy: shrink it towards the typical spread of
     # all services that month (empirical Bayes, prior weight ``shrink_weight`` observations).

@@ -238,10 +238,9 @@ def test_nanmedian_last_is_numpys_nanmedian():
 
 
 def test_resetting_signals_are_the_cusums_signals():
-    """The scale study's lean CUSUM (temporal.resetting_signals) signals exactly where
+    """The scale study's lean CUSUM (cusum.resetting_signals) signals exactly where
     detectors.cusum.upper_cusum(reset=True) does, missing periods included."""
-    from detectors.cusum import upper_cusum
-    from detectors.temporal import resetting_signals
+    from detectors.cusum import resetting_signals, upper_cusum
 
     rng = np.random.default_rng(4)
     z = rng.standard_t(3, size=(40, 300)) + np.linspace(0, 1.5, 300)[None, :]
