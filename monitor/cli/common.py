@@ -38,6 +38,23 @@ class UnreadableFile(CliError):
 pass_app = click.make_pass_decorator(App)
 
 
+def load_file(app: App, loader, file: str):
+    """``loader(engine, file)`` for a command that loads one file; a file that cannot be read
+    at all ends the command with its one French sentence (exit status 2)."""
+    from monitor.ingest.bounds import InputFileError
+
+    try:
+        return loader(app.ready_engine(), file)
+    except InputFileError as exc:
+        raise UnreadableFile(str(exc)) from exc
+
+
+def echo_rejected(rejected) -> None:
+    """The rows a load quarantined, one per line with its line number and reason."""
+    for line, reason in rejected:
+        click.echo(f"  ligne {line} : {reason}")
+
+
 AS_HELP = "Adresse de l'utilisateur au nom duquel agir (sinon $SPSTI_MONITOR_USER)."
 
 

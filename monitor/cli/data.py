@@ -5,8 +5,7 @@ import sys
 
 import click
 
-from monitor.cli.common import App, CliError, UnreadableFile, pass_app
-from monitor.ingest.readers import InputFileError
+from monitor.cli.common import App, CliError, echo_rejected, load_file, pass_app
 
 @click.command()
 @pass_app
@@ -30,14 +29,10 @@ def services_load(app: App, file: str) -> None:
     """Charge (insère ou met à jour) le registre des services depuis FILE."""
     from monitor.ingest.register import load_register
 
-    try:
-        report = load_register(app.ready_engine(), file)
-    except InputFileError as exc:
-        raise UnreadableFile(str(exc)) from exc
+    report = load_file(app, load_register, file)
     click.echo(f"{report.file} : {report.inserted} service(s) ajouté(s), {report.updated} mis à jour, "
                f"{len(report.rejected)} ligne(s) rejetée(s)")
-    for line, reason in report.rejected:
-        click.echo(f"  ligne {line} : {reason}")
+    echo_rejected(report.rejected)
 
 
 @click.command()

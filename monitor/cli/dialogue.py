@@ -5,8 +5,7 @@ import sys
 
 import click
 
-from monitor.cli.common import AS_HELP, App, UnreadableFile, fail, pass_app, run_service
-from monitor.ingest.readers import InputFileError
+from monitor.cli.common import AS_HELP, App, echo_rejected, fail, load_file, pass_app, run_service
 
 
 @click.group("objectives")
@@ -21,13 +20,9 @@ def objectives_load(app: App, file: str) -> None:
     """Charge les objectifs CPOM de FILE (CSV ou XLSX : service_id, indicator, year, target, label)."""
     from monitor.ingest.objectives import load_objectives
 
-    try:
-        report = load_objectives(app.ready_engine(), file)
-    except InputFileError as exc:
-        raise UnreadableFile(str(exc)) from exc
+    report = load_file(app, load_objectives, file)
     click.echo(report.summary_fr())
-    for line, reason in report.rejected:
-        click.echo(f"  ligne {line} : {reason}")
+    echo_rejected(report.rejected)
 
 
 @click.command("dossier")
