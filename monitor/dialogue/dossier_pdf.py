@@ -77,7 +77,7 @@ def _identity(d: Dossier) -> str:
     timeline = [[_d(when), what] for when, what in d.timeline]
     return ('<h2 class="saut">Identité du service</h2>' + pdf.table(["", ""], rows)
             + "<h2>Agrément et certification : calendrier</h2>"
-            + (pdf.table(["Date", "Étape"], timeline) if timeline else "<p>Aucune date enregistrée.</p>"))
+            + pdf.table(["Date", "Étape"], timeline, empty="Aucune date enregistrée."))
 
 
 def _indicators(d: Dossier) -> str:
@@ -119,33 +119,26 @@ def _objectives(d: Dossier) -> str:
 def _alerts(d: Dossier) -> str:
     a = d.alerts
     out = ["<h2>Alertes de la période et leurs suites</h2>"]
-    if a.empty:
-        out.append("<p>Aucune alerte sur la période.</p>")
-    else:
-        rows = [[str(r["alert_id"]), r["opened_fr"], r["indicator_label"], r["category_fr"], r["severity_fr"],
-                 r["outcome_fr"], r["explanation"]] for _, r in a.iterrows()]
-        out.append(pdf.table(["N°", "Ouverte", "Indicateur", "Catégorie", "Gravité", "Issue", "Explication"], rows))
+    rows = [[str(r["alert_id"]), r["opened_fr"], r["indicator_label"], r["category_fr"], r["severity_fr"],
+             r["outcome_fr"], r["explanation"]] for _, r in a.iterrows()]
+    out.append(pdf.table(["N°", "Ouverte", "Indicateur", "Catégorie", "Gravité", "Issue", "Explication"], rows,
+                         empty="Aucune alerte sur la période."))
     f = d.follow_ups
     out.append("<h3>Suites</h3>")
-    if f.empty:
-        out.append("<p>Aucune suite engagée.</p>")
-    else:
-        rows = [[str(r["follow_up_id"]), _d(r["created_at"]), r["kind_fr"], r["legal_reference"] or "",
-                 _d(r["due_date"]), r["status_fr"]] for _, r in f.iterrows()]
-        out.append(pdf.table(["N°", "Engagée le", "Suite", "Référence", "Échéance", "Statut"], rows))
+    rows = [[str(r["follow_up_id"]), _d(r["created_at"]), r["kind_fr"], r["legal_reference"] or "",
+             _d(r["due_date"]), r["status_fr"]] for _, r in f.iterrows()]
+    out.append(pdf.table(["N°", "Engagée le", "Suite", "Référence", "Échéance", "Statut"], rows,
+                         empty="Aucune suite engagée."))
     return "".join(out)
 
 
 def _quality(d: Dossier) -> str:
     q = d.quality
     out = ["<h2>Qualité des données transmises</h2>"]
-    if q.empty:
-        out.append("<p>Aucune donnée sur la période.</p>")
-    else:
-        rows = [[str(r["year"]), str(r["missing_reports"]), str(r["dq_alerts"]), str(r["rejected_rows"])]
-                for _, r in q.iterrows()]
-        out.append(pdf.table(["Année", "Rapports manquants ou en retard", "Alertes qualité", "Lignes rejetées"],
-                             rows, numeric={1, 2, 3}))
+    rows = [[str(r["year"]), str(r["missing_reports"]), str(r["dq_alerts"]), str(r["rejected_rows"])]
+            for _, r in q.iterrows()]
+    out.append(pdf.table(["Année", "Rapports manquants ou en retard", "Alertes qualité", "Lignes rejetées"],
+                         rows, numeric={1, 2, 3}, empty="Aucune donnée sur la période."))
     if len(d.rejected_reasons):
         rows = [[r["reason"], str(int(r["rows"]))] for _, r in d.rejected_reasons.head(8).iterrows()]
         out.append("<h3>Motifs de rejet</h3>" + pdf.table(["Motif", "Lignes"], rows, numeric={1}))

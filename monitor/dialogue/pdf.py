@@ -53,8 +53,12 @@ def banner(right: str) -> str:
             f'<div class="entete-droite">{right}</div></div>')
 
 
-def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), raw: set[int] = frozenset()) -> str:
-    """An HTML table; cells are escaped except the columns in ``raw`` (already HTML)."""
+def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), raw: set[int] = frozenset(),
+          empty: str | None = None) -> str:
+    """An HTML table; cells are escaped except the columns in ``raw`` (already HTML). Without
+    rows and with ``empty``, that sentence instead."""
+    if not rows and empty is not None:
+        return f"<p>{escape(empty)}</p>"
     head = "".join(f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
                    for i, h in enumerate(headers))
     body = []
