@@ -29,13 +29,14 @@
    z is the normal score of the observed count under a negative binomial of mean E whose
    extra variance is the service's own (:func:`count_z`). Three complaints where 0.4 were
    expected happen about once in 100 months: no spike.
-   Everything uses months before t only: findings are causal.
+   Baselines use months before t only: findings are causal (the spike threshold of month t
+   also reads the better side of that month's peers, known when it is scored).
 
 3. **Tests.** A one-sided upper CUSUM on z (``k`` = 0.5, threshold ``h`` calibrated by average
    run length with :func:`detectors.cusum.calibrate_h`), which catches slow drifts, and a
-   large-residual test (``z > spike_z × c``) for one-month collapses and spikes, where ``c``
-   (>= 1) measures how much heavier than normal the residuals' tails were in earlier months
-   (see :func:`tail_factor`). A CUSUM finding is
+   large-residual test (``z`` beyond a threshold) for one-month collapses and spikes: the
+   quantile, at the normal tail probability of ``spike_z``, of a generalised Pareto law fitted
+   to the better side of the residuals (:func:`tail_threshold`, never below ``spike_z``). A CUSUM finding is
    reported while the statistic is above ``h`` and the month itself is still on the worse
    side (``z > k``), so an alert resolves once the series is back to normal.
 
@@ -193,6 +194,8 @@ class Residuals:
     var: np.ndarray | None = None        # its sampling (or rounding) variance
     centre: np.ndarray | None = None     # the peers' median on that scale, per period
     inverse: object = None               # back to the indicator's scale
+    early: np.ndarray | None = None      # worse-side residuals of the months before a service is
+                                         # tested (half its history or more), for reading tails
 
 
 def pooled_lag1(z: np.ndarray, min_pairs: int = 200, clip: float = 4.0) -> np.ndarray:
@@ -389,6 +392,41 @@ def tail_factor(z: np.ndarray, q: float = 0.005, min_values: int = 100, min_beyo
     return out
 
 
+def tail_threshold(z: np.ndarray, z0: float, exceed_fraction: float = 0.05,
+                   min_exceedances: int = 20, growth: float = 1.25) -> np.ndarray:
+    """Per period, the residual beyond which a single value is as rare as ``z0`` is under a
+    normal law, read from how heavy the residuals' tails really are (peaks over threshold).
+
+    The better side (``-z``), which drifts on the worse side do not contaminate, is pooled over
+    services and periods up to the period itself (its peers' better side is known when it is
+    scored). Its top ``exceed_fraction`` beyond their lower bound ``u`` follow a generalised
+    Pareto law (Pickands-Balkema-de Haan), fitted by maximum likelihood with
+    scipy.stats.genpareto; the threshold is its quantile at the tail probability
+    ``P(N(0,1) > z0)``, never below ``z0``. A normal tail fits a negative shape and keeps
+    ``z0``; a Student tail's positive shape raises it as far as that tail reaches. The law is
+    fitted again each time the pool has grown by ``growth`` (a handful of fits over a panel);
+    before ``min_exceedances`` exceedances exist, :func:`tail_factor` scales ``z0``."""
+    from scipy.stats import genpareto, norm
+
+    p = float(norm.sf(z0)) / exceed_fraction
+    out = z0 * tail_factor(np.vstack([z, np.full((1, z.shape[1]), np.nan)]))[1:]
+    finite = np.isfinite(z)
+    sizes = np.cumsum(finite.sum(axis=1))
+    fitted_at, threshold = 0, np.nan
+    for t in range(z.shape[0]):
+        n = sizes[t]
+        if n * exceed_fraction >= min_exceedances and n >= growth * fitted_at:
+            pool = -z[:t + 1][finite[:t + 1]]
+            u = float(np.quantile(pool, 1.0 - exceed_fraction))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                shape, _, scale = genpareto.fit(pool[pool > u] - u, floc=0.0)
+            threshold, fitted_at = u + float(genpareto.isf(p, shape, 0.0, scale)), n
+        if np.isfinite(threshold):
+            out[t] = max(z0, threshold)
+    return out
+
+
 def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     ind = CATALOGUE[code]
     obs = panel.indicator(code)
@@ -490,8 +528,9 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
             expected = np.exp(y_exp) - offset
         else:
             expected = np.exp(y_exp)
-    z[count < min_history] = np.nan
     sign = -1.0 if ind.worse == "lower" else 1.0
+    early = np.where((count < min_history) & (count >= max(4, min_history // 2)), sign * z, np.nan)
+    z[count < min_history] = np.nan
     zw = sign * z
     if ind.kind == "proportion":
         def inverse(t):
@@ -501,7 +540,7 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
             return np.exp(t) * (ind.scale if offset is None else 1.0) - k
     else:
         inverse = np.exp
-    return Residuals(code, months, services, v, zw, expected, r, var, centre, inverse)
+    return Residuals(code, months, services, v, zw, expected, r, var, centre, inverse, early)
 
 
 def yearly_change_z(res: Residuals, worse: str) -> tuple[np.ndarray, np.ndarray]:
@@ -562,7 +601,8 @@ class TemporalDrift(Detector):
             stat = np.asarray(cs.statistic)
             cusum_hit = np.asarray(cs.signal) & (zc > cfg.k)
             # the spike test is calibrated for the tails the residuals really have
-            spike_hit = res.z > (spike_z * tail_factor(res.z))[:, None]
+            limit = tail_threshold(np.where(np.isfinite(res.z), res.z, res.early), spike_z)
+            spike_hit = res.z > limit[:, None]
             hit = (cusum_hit | spike_hit) & np.isin(res.months, months)[:, None]
             # hysteresis: the month is still on the worse side beyond the CUSUM's allowance while
             # its statistic has not come back to zero
@@ -604,8 +644,9 @@ class TemporalDrift(Detector):
                 for v, m, e, st, c, ic, z in zip(f["value"], f["month_index"], f["expected"], f["start"],
                                                  f["cusum"], f["is_cusum"], f["z"])]
             f["evidence"] = [{"z": round(float(z), 3), "cusum": round(float(c), 3), "h": round(h, 3),
-                              "k": cfg.k, "arl0": cfg.arl0, "drift_start": int(st), "phi": round(float(p), 3)}
-                             for z, c, st, p in zip(f["z"], f["cusum"], f["start"], phi[ti])]
+                              "k": cfg.k, "arl0": cfg.arl0, "drift_start": int(st), "phi": round(float(p), 3),
+                              "z_limit": round(float(lim), 3)}
+                             for z, c, st, p, lim in zip(f["z"], f["cusum"], f["start"], phi[ti], limit[ti])]
             out.append(self.findings(f))
         return pd.concat(out, ignore_index=True) if out else empty_findings()
 

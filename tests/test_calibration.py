@@ -16,13 +16,7 @@ from fixtures.harness.evaluation import FALSE_ALERT_CEILING, in_control
 N_SERVICES, N_MONTHS, SEED = 150, 48, 5
 
 
-# Known gap (issue 11, measured on this panel): the noisier style still exceeds the ceiling
-# monthly (18 false alerts = 0.25 per 100 services per month) and quarterly (17 = 0.71 per 100
-# per quarter), mostly the temporal CUSUM and spike test on delays, return-to-work rates and
-# FTE. Strict: the day they hold, these cases fail until the marks are removed.
-_GAP = pytest.mark.xfail(strict=True, reason="bruit plus fort que le modèle : plafond dépassé (issue 11)")
-CASES = [pytest.param(style, freq, marks=[_GAP] if (style, freq) in {("noisy", "M"), ("noisy", "Q")} else [])
-         for style in ("base", "noisy") for freq in ("M", "Q", "Y")]
+CASES = [(style, freq) for style in ("base", "noisy") for freq in ("M", "Q", "Y")]
 
 
 @pytest.mark.timeout(600)

@@ -174,6 +174,57 @@ def test_tail_factor_reads_heavy_tails_from_the_first_tested_periods():
     assert tail_factor(big)[-1] == pytest.approx(max(1.0, -np.quantile(pooled, 0.005) / norm.isf(0.005)))
 
 
+def test_tail_threshold_is_the_fitted_generalised_pareto_quantile_of_the_better_side():
+    """Peaks over threshold: once enough residuals exist, the spike threshold of a period is
+    the quantile, at the normal tail probability of z0, of the generalised Pareto law that
+    scipy fits to the better side's top 5 % (pooled up to that period), never below z0."""
+    from scipy.stats import genpareto, norm
+
+    from detectors.temporal import tail_threshold
+
+    rng = np.random.default_rng(11)
+    z0 = 4.13
+    heavy = rng.standard_t(3, size=(30, 190))
+    thr = tail_threshold(heavy, z0)
+    pool = -heavy[np.isfinite(heavy)]
+    # the last refit happened at the first period whose pool had grown 25 % past the previous fit
+    sizes = np.arange(1, 31) * 190
+    fits, last = [], 0
+    for t, n in enumerate(sizes):
+        if n * 0.05 >= 20 and n >= 1.25 * last:
+            fits.append(t)
+            last = n
+    pool = -heavy[:fits[-1] + 1].ravel()
+    u = np.quantile(pool, 0.95)
+    shape, _, scale = genpareto.fit(pool[pool > u] - u, floc=0.0)
+    expected = u + genpareto.isf(norm.sf(z0) / 0.05, shape, 0.0, scale)
+    assert thr[-1] == pytest.approx(max(z0, expected))
+    # a Student(3) tail reaches far beyond a normal one: the threshold rises well above z0
+    assert thr[-1] > 2 * z0
+    # normal residuals stay near z0 once their tail is read (a shape near zero or below; the
+    # estimate of a few hundred exceedances still varies from panel to panel)
+    finals = [tail_threshold(np.random.default_rng(s).standard_normal((30, 190)), z0)[-1] for s in range(5)]
+    assert min(finals) == z0 and np.median(finals) < 1.1 * z0
+
+
+def test_tail_threshold_reads_the_better_side_only_and_is_causal():
+    """Worse-side values (drifts, the anomalies themselves) must not raise the threshold, and
+    a period's threshold never depends on later periods."""
+    from detectors.temporal import tail_threshold
+
+    rng = np.random.default_rng(12)
+    z = rng.standard_normal((20, 190))
+    base = tail_threshold(z, 4.13)
+    worse = z.copy()
+    worse[:, :10] = 50.0                        # ten services far on the worse side every period
+    assert tail_threshold(worse, 4.13) == pytest.approx(base, rel=0.1)
+    later = z.copy()
+    later[12:] = -rng.standard_t(2, size=(8, 190)) * 3     # heavier better side, later only
+    moved = tail_threshold(later, 4.13)
+    assert moved[:12] == pytest.approx(base[:12])
+    assert moved[-1] > base[-1]
+
+
 def test_own_seasonal_amplitude_is_found_and_shrunk_to_zero_when_absent():
     """A service that follows the seasons twice as strongly as its peers keeps one national
     swing in its peer-relative residual: its slope on the swing is about 1; services that follow
