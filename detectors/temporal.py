@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label
-from monitor.vocabulary.periods import period_of_fr, period_phrase_fr, since_fr
+from monitor.vocabulary.periods import period_name_fr, period_of_fr, period_phrase_fr, since_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.budget import ALERT_BUDGET, budget_arl, budget_z
 from detectors.cusum import calibrate_h, resetting_signals, upper_cusum
@@ -543,19 +543,27 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
     return Residuals(code, months, services, v, zw, expected, r, var, centre, inverse, early)
 
 
-def yearly_change_z(res: Residuals, worse: str) -> tuple[np.ndarray, np.ndarray]:
-    """A service's change from its previous period against its peers' changes, for series too
+def yearly_change_z(res: Residuals, worse: str, depth: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A service's change from its previous periods against its peers' changes, for series too
     short for a baseline of their own (a yearly survey has a handful of points).
 
-    With ``d = r_t - r_(t-1)`` (peer-relative, variance-stabilised), each period's peers give
-    the typical change (median) and its spread (1.4826 MAD) net of sampling variance (``tau²``);
-    a service's change is scored as ``(d - median) / sqrt(tau² + v_t + v_(t-1))``, worse side
-    positive. Returns (z, expected value). Uses periods t-1 and t only: causal."""
+    With ``d = r_t - mean(r_(t-k..t-1))`` over the (up to ``depth``) previous periods
+    (peer-relative, variance-stabilised), each period's peers give the typical change (median)
+    and its spread (1.4826 MAD) net of sampling variance (``tau²``); a service's change is
+    scored as ``(d - median) / sqrt(tau² + v_t + mean(v_prev) / k)``, worse side positive. A
+    mean of three years is a steadier reference than the last year alone (its noise variance
+    is a third), and the peers' spread of ``d`` measures how far services really wander from
+    it. Returns (z, expected value, k). Uses periods up to t only: causal."""
     r, var = res.r, np.nan_to_num(res.var)
-    d = np.full_like(r, np.nan)
-    d[1:] = r[1:] - r[:-1]
-    vsum = np.full_like(r, np.nan)
-    vsum[1:] = var[1:] + var[:-1]
+    prev_w = _past_windows(r, depth)                        # (T, S, depth), previous periods
+    pvar_w = _past_windows(np.where(np.isfinite(r), var, np.nan), depth)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        k = np.isfinite(prev_w).sum(axis=-1)
+        ref = np.nanmean(prev_w, axis=-1)
+        ref_var = np.nansum(pvar_w, axis=-1) / np.maximum(k, 1) ** 2
+    d = r - ref
+    vsum = np.where(k > 0, var + ref_var, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(d, axis=1, keepdims=True)
@@ -564,10 +572,8 @@ def yearly_change_z(res: Residuals, worse: str) -> tuple[np.ndarray, np.ndarray]
                                                        keepdims=True))
     z = (d - med) / np.sqrt(tau2 + vsum)
     sign = -1.0 if worse == "lower" else 1.0
-    prev = np.full_like(r, np.nan)
-    prev[1:] = r[:-1]
-    expected = res.inverse(res.centre + prev + med)
-    return sign * z, expected
+    expected = res.inverse(res.centre + ref + med)
+    return sign * z, expected, k
 
 
 class TemporalDrift(Detector):
@@ -613,13 +619,13 @@ class TemporalDrift(Detector):
                                                          "month_index": res.months[ts].astype(int)}), code))
             if panel.period_step(code) >= 12:
                 # a yearly survey has too few points for a baseline of the service's own: its
-                # change from the year before is judged against its peers' changes
-                cz, cexp = yearly_change_z(res, CATALOGUE[code].worse)
+                # change from its previous years is judged against its peers' changes
+                cz, cexp, ck = yearly_change_z(res, CATALOGUE[code].worse)
                 # the change is judged against the same year's peers: their better-side tail that
                 # year counts too (the first change has no earlier one)
                 c_now = tail_factor(np.vstack([cz, np.full((1, cz.shape[1]), np.nan)]))[1:]
                 change = (cz > (spike_z * c_now)[:, None]) & ~hit & np.isin(res.months, months)[:, None]
-                out.append(self._change_findings(res, code, cz, cexp, change))
+                out.append(self._change_findings(res, code, cz, cexp, ck, change))
             ti, si = np.nonzero(hit)
             if ti.size == 0:
                 continue
@@ -650,7 +656,7 @@ class TemporalDrift(Detector):
             out.append(self.findings(f))
         return pd.concat(out, ignore_index=True) if out else empty_findings()
 
-    def _change_findings(self, res: Residuals, code: str, cz: np.ndarray, cexp: np.ndarray,
+    def _change_findings(self, res: Residuals, code: str, cz: np.ndarray, cexp: np.ndarray, ck: np.ndarray,
                          change: np.ndarray) -> pd.DataFrame:
         ti, si = np.nonzero(change)
         if ti.size == 0:
@@ -658,15 +664,24 @@ class TemporalDrift(Detector):
         cfg: TemporalConfig = self.config
         f = pd.DataFrame({"service_id": res.services[si], "indicator": code,
                           "month_index": res.months[ti].astype(int), "value": res.value[ti, si],
-                          "expected": cexp[ti, si], "score": cz[ti, si], "z": cz[ti, si],
-                          "previous": res.value[ti - 1, si], "previous_month": res.months[ti - 1].astype(int)})
+                          "expected": cexp[ti, si], "score": cz[ti, si], "z": cz[ti, si]})
         f["severity"] = np.where(f["z"] > cfg.high_z, "high", "medium")
+        # the reference periods, oldest first: the k previous periods the service reported
+        refs = [[(int(res.months[u]), float(res.value[u, j])) for u in range(t - 1, -1, -1)
+                 if np.isfinite(res.r[u, j])][:int(ck[t, j])][::-1] for t, j in zip(ti, si)]
         f["explanation"] = [
             f"{label(code)} : {fmt_value(code, v)} {period_phrase_fr(m, 'Y')} contre {fmt_value(code, e)} attendu "
-            f"au vu de sa valeur {period_of_fr(pm, 'Y')} ({fmt_value(code, pv)}) et de l'évolution des pairs ; "
-            f"changement de {fr_number(z, 1)} écarts-types"
-            for v, m, e, pv, pm, z in zip(f["value"], f["month_index"], f["expected"], f["previous"],
-                                          f["previous_month"], f["z"])]
-        f["evidence"] = [{"z": round(float(z), 3), "method": "yearly_change", "previous": float(pv)}
-                         for z, pv in zip(f["z"], f["previous"])]
-        return self.findings(f.drop(columns=["z", "previous", "previous_month"]))
+            f"au vu de {_reference_fr(code, ref)} et de l'évolution des pairs ; changement de {fr_number(z, 1)} écarts-types"
+            for v, m, e, ref, z in zip(f["value"], f["month_index"], f["expected"], refs, f["z"])]
+        f["evidence"] = [{"z": round(float(z), 3), "method": "yearly_change",
+                          "previous": float(ref[-1][1]), "reference": {str(p // 12): x for p, x in ref}}
+                         for z, ref in zip(f["z"], refs)]
+        return self.findings(f.drop(columns=["z"]))
+
+
+def _reference_fr(code: str, ref: list[tuple[int, float]]) -> str:
+    """« sa valeur de 2023 (18,6 ETP) », « ses valeurs de 2021 à 2023 (18,2 ETP, 18,6 ETP, 18,4 ETP) »."""
+    shown = ", ".join(fmt_value(code, x) for _, x in ref)
+    if len(ref) == 1:
+        return f"sa valeur {period_of_fr(ref[0][0], 'Y')} ({shown})"
+    return f"ses valeurs {period_of_fr(ref[0][0], 'Y')} à {period_name_fr(ref[-1][0], 'Y')} ({shown})"

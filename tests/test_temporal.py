@@ -151,8 +151,37 @@ def test_a_yearly_series_is_judged_by_its_change_against_its_peers_changes():
     f = f[~f["sustain"]]
     assert list(f["service_id"]) == ["S000"] and list(f["month_index"]) == [2025 * 12 + 11]
     text = f["explanation"].iloc[0]
-    assert "en 2025" in text and "au vu de sa valeur de 2024" in text and "mois" not in text
-    assert f["evidence"].iloc[0]["method"] == "yearly_change"
+    # judged against the mean of its three previous years, which the text lists
+    assert "en 2025" in text and "au vu de ses valeurs de 2022 à 2024 (" in text and "mois" not in text
+    ev = f["evidence"].iloc[0]
+    assert ev["method"] == "yearly_change" and list(ev["reference"]) == ["2022", "2023", "2024"]
+    assert ev["previous"] == ev["reference"]["2024"]
+
+
+def test_yearly_change_is_taken_from_the_mean_of_up_to_three_previous_years():
+    """The reference of a yearly change is the mean of the service's previous (up to three)
+    peer-relative values: a service whose last year was a low point is not flagged for
+    returning to its usual level, and the score's variance counts the mean's."""
+    from detectors.temporal import Residuals, yearly_change_z
+
+    rng = np.random.default_rng(8)
+    T, S = 5, 200
+    r = rng.normal(0.0, 0.1, (T, S))
+    r[:, 0] = [0.0, 0.0, -0.5, 0.0, 0.0]                       # one bad year, then back
+    var = np.full((T, S), 0.001)
+    res = Residuals("physician_fte", np.arange(T) * 12 + 24011, np.array([f"S{s}" for s in range(S)]),
+                    np.exp(r), r, np.exp(r), r, var, np.zeros((T, 1)), np.exp)
+    z, _, k = yearly_change_z(res, "lower")
+    assert list(k[:, 0]) == [0, 1, 2, 3, 3]
+    # the fourth and fifth years against the mean of the three before (-0.167): a rise, not worse
+    d = r[3:, :] - np.stack([r[0:3].mean(0), r[1:4].mean(0)])
+    med = np.median(d, axis=1, keepdims=True)
+    assert (z[3:, 0] < 0).all()                                 # better: physicians came back
+    # the scale: peers' MAD of d net of the variance of the value and of the mean of k values
+    mad2 = (1.4826 * np.median(np.abs(d - med), axis=1)) ** 2
+    tau2 = np.maximum(0.0, mad2 - (0.001 + 0.001 / 3))
+    expected = -(d[:, 5] - med[:, 0]) / np.sqrt(tau2 + 0.001 + 0.001 / 3)
+    assert z[3:, 5] == pytest.approx(expected)
 
 
 def test_tail_factor_reads_heavy_tails_from_the_first_tested_periods():
