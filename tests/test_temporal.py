@@ -205,17 +205,16 @@ def test_tail_factor_reads_heavy_tails_from_the_first_tested_periods():
 
 def test_tail_threshold_is_the_fitted_generalised_pareto_quantile_of_the_better_side():
     """Peaks over threshold: once enough residuals exist, the spike threshold of a period is
-    the quantile, at the normal tail probability of z0, of the generalised Pareto law that
-    scipy fits to the better side's top 5 % (pooled up to that period), never below z0."""
-    from scipy.stats import genpareto, norm
+    the quantile, at the normal tail probability of z0, of the generalised Pareto law fitted
+    by L-moments to the better side's top 5 % (pooled up to that period), never below z0."""
+    from scipy.stats import genpareto, lmoment, norm
 
-    from detectors.temporal import tail_threshold
+    from detectors.temporal import gpd_lmoments, tail_threshold
 
     rng = np.random.default_rng(11)
     z0 = 4.13
     heavy = rng.standard_t(3, size=(30, 190))
     thr = tail_threshold(heavy, z0)
-    pool = -heavy[np.isfinite(heavy)]
     # the last refit happened at the first period whose pool had grown 25 % past the previous fit
     sizes = np.arange(1, 31) * 190
     fits, last = [], 0
@@ -223,9 +222,17 @@ def test_tail_threshold_is_the_fitted_generalised_pareto_quantile_of_the_better_
         if n * 0.05 >= 20 and n >= 1.25 * last:
             fits.append(t)
             last = n
-    pool = -heavy[:fits[-1] + 1].ravel()
-    u = np.quantile(pool, 0.95)
-    shape, _, scale = genpareto.fit(pool[pool > u] - u, floc=0.0)
+    pool = np.sort(-heavy[:fits[-1] + 1].ravel())
+    top = int(pool.size * 0.05)
+    u = pool[-top - 1]
+    excess = pool[-top:] - u
+    shape, scale = gpd_lmoments(excess)
+    # the L-moment estimator: l1 / l2 = 2 - shape, scale = l1 (1 - shape), with scipy's L-moments
+    l1, l2 = lmoment(excess, order=[1, 2])
+    assert shape == pytest.approx(2 - l1 / l2) and scale == pytest.approx(l1 * (1 - shape))
+    # and it agrees with scipy's maximum likelihood fit on these 280 exceedances
+    mle_shape, _, mle_scale = genpareto.fit(excess, floc=0.0)
+    assert shape == pytest.approx(mle_shape, abs=0.1) and scale == pytest.approx(mle_scale, rel=0.15)
     expected = u + genpareto.isf(norm.sf(z0) / 0.05, shape, 0.0, scale)
     assert thr[-1] == pytest.approx(max(z0, expected))
     # a Student(3) tail reaches far beyond a normal one: the threshold rises well above z0
