@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.vocabulary.formatting import fmt_value, fr_number, label
-from monitor.vocabulary.periods import period_name_fr, period_of_fr, period_phrase_fr, since_fr
+from monitor.vocabulary.periods import period_code, period_name_fr, period_of_fr, period_phrase_fr, since_fr
 from detectors.base import Detector, DetectorConfig, empty_findings
 from detectors.budget import ALERT_BUDGET, budget_arl, budget_z
 from detectors.cusum import calibrate_h, resetting_signals, upper_cusum
@@ -194,8 +194,8 @@ class Residuals:
     var: np.ndarray | None = None        # its sampling (or rounding) variance
     centre: np.ndarray | None = None     # the peers' median on that scale, per period
     inverse: object = None               # back to the indicator's scale
-    early: np.ndarray | None = None      # worse-side residuals of the months before a service is
-                                         # tested (half its history or more), for reading tails
+    tail_pool: np.ndarray | None = None  # worse-side residuals of every month with half the
+                                         # history or more (tested or not), for reading tails
 
 
 def pooled_lag1(z: np.ndarray, min_pairs: int = 200, clip: float = 4.0) -> np.ndarray:
@@ -366,8 +366,11 @@ def count_z(observed: np.ndarray, expected: np.ndarray, extra: np.ndarray) -> np
     return np.where(ok, z, np.nan)
 
 
-def tail_factor(z: np.ndarray, q: float = 0.005, min_values: int = 100, min_beyond: int = 5) -> np.ndarray:
-    """Per month, how much heavier than normal the residuals' tails were in earlier months.
+def tail_factor(z: np.ndarray, q: float = 0.005, min_values: int = 100, min_beyond: int = 5,
+                current: bool = False) -> np.ndarray:
+    """Per month, how much heavier than normal the residuals' tails were in earlier months
+    (with ``current``, up to and including the month itself: its peers' residuals are known
+    when it is scored).
 
     Measured on the *better* side (z < 0), which drifts on the worse side do not contaminate:
     ``c_t = max(1, |quantile_q'(z_past)| / Phi^-1(1 - q'))``, pooled over services, causal, with
@@ -381,12 +384,15 @@ def tail_factor(z: np.ndarray, q: float = 0.005, min_values: int = 100, min_beyo
     past = []
     n = 0
     for t in range(z.shape[0]):
+        row = z[t][np.isfinite(z[t])]
+        if current and row.size:
+            past.append(row)
+            n += row.size
         if n >= min_values:
             pooled = np.concatenate(past)
             qq = max(q, min_beyond / n)
             out[t] = max(1.0, -float(np.quantile(pooled, qq)) / norm.isf(qq))
-        row = z[t][np.isfinite(z[t])]
-        if row.size:
+        if not current and row.size:
             past.append(row)
             n += row.size
     return out
@@ -422,9 +428,9 @@ def tail_threshold(z: np.ndarray, z0: float, exceed_fraction: float = 0.05,
     from scipy.stats import genpareto, norm
 
     p = float(norm.sf(z0)) / exceed_fraction
-    out = z0 * tail_factor(np.vstack([z, np.full((1, z.shape[1]), np.nan)]))[1:]
     finite = np.isfinite(z)
     sizes = np.cumsum(finite.sum(axis=1))
+    fitted = np.full(z.shape[0], np.nan)
     fitted_at, threshold = 0, np.nan
     for t in range(z.shape[0]):
         n = int(sizes[t])
@@ -435,8 +441,14 @@ def tail_threshold(z: np.ndarray, z0: float, exceed_fraction: float = 0.05,
             u = float(part[n - top - 1])                    # the largest value below the top
             shape, scale = gpd_lmoments(part[n - top:] - u)
             threshold, fitted_at = u + float(genpareto.isf(p, shape, 0.0, scale)), n
-        if np.isfinite(threshold):
-            out[t] = max(z0, threshold)
+        fitted[t] = threshold
+    out = np.fmax(fitted, z0)
+    # the scaled z0 stands in the periods without a fitted law, the first ones: the tail factor is
+    # causal, so it is computed on the rows up to the last of them only
+    unfitted = np.flatnonzero(~np.isfinite(fitted))
+    if unfitted.size:
+        upto = unfitted[-1] + 1
+        out[unfitted] = (z0 * tail_factor(z[:upto], current=True))[unfitted]
     return out
 
 
@@ -542,7 +554,7 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
         else:
             expected = np.exp(y_exp)
     sign = -1.0 if ind.worse == "lower" else 1.0
-    early = np.where((count < min_history) & (count >= max(4, min_history // 2)), sign * z, np.nan)
+    tail_pool = np.where(count >= max(4, min_history // 2), sign * z, np.nan)
     z[count < min_history] = np.nan
     zw = sign * z
     if ind.kind == "proportion":
@@ -553,7 +565,7 @@ def residuals(panel: Panel, code: str, cfg: TemporalConfig) -> Residuals | None:
             return np.exp(t) * (ind.scale if offset is None else 1.0) - k
     else:
         inverse = np.exp
-    return Residuals(code, months, services, v, zw, expected, r, var, centre, inverse, early)
+    return Residuals(code, months, services, v, zw, expected, r, var, centre, inverse, tail_pool)
 
 
 def yearly_change_z(res: Residuals, worse: str, depth: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -620,7 +632,7 @@ class TemporalDrift(Detector):
             stat = np.asarray(cs.statistic)
             cusum_hit = np.asarray(cs.signal) & (zc > cfg.k)
             # the spike test is calibrated for the tails the residuals really have
-            limit = tail_threshold(np.where(np.isfinite(res.z), res.z, res.early), spike_z)
+            limit = tail_threshold(res.tail_pool, spike_z)
             spike_hit = res.z > limit[:, None]
             hit = (cusum_hit | spike_hit) & np.isin(res.months, months)[:, None]
             # hysteresis: the month is still on the worse side beyond the CUSUM's allowance while
@@ -636,7 +648,7 @@ class TemporalDrift(Detector):
                 cz, cexp, ck = yearly_change_z(res, CATALOGUE[code].worse)
                 # the change is judged against the same year's peers: their better-side tail that
                 # year counts too (the first change has no earlier one)
-                c_now = tail_factor(np.vstack([cz, np.full((1, cz.shape[1]), np.nan)]))[1:]
+                c_now = tail_factor(cz, current=True)
                 change = (cz > (spike_z * c_now)[:, None]) & ~hit & np.isin(res.months, months)[:, None]
                 out.append(self._change_findings(res, code, cz, cexp, ck, change))
             ti, si = np.nonzero(hit)
@@ -687,7 +699,7 @@ class TemporalDrift(Detector):
             f"au vu de {_reference_fr(code, ref)} et de l'évolution des pairs ; changement de {fr_number(z, 1)} écarts-types"
             for v, m, e, ref, z in zip(f["value"], f["month_index"], f["expected"], refs, f["z"])]
         f["evidence"] = [{"z": round(float(z), 3), "method": "yearly_change",
-                          "previous": float(ref[-1][1]), "reference": {str(p // 12): x for p, x in ref}}
+                          "previous": float(ref[-1][1]), "reference": {period_code(p, "Y"): x for p, x in ref}}
                          for z, ref in zip(f["z"], refs)]
         return self.findings(f.drop(columns=["z"]))
 
